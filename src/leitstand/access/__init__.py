@@ -1,0 +1,1 @@
+"""Tenants, users, credentials; every request is resolved to a principal scoped to one tenant."""

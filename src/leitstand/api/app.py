@@ -1,0 +1,64 @@
+"""Builds the FastAPI application around a Runtime: routers, error rendering, metrics, the web UI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import Counter, Histogram
+
+from leitstand import __version__
+from leitstand.api import errors
+from leitstand.api.live import LiveHub
+from leitstand.api.routers import assets, auth, health, ingest, kpi, live
+from leitstand.api.runtime import Runtime
+from leitstand.web import pages
+
+REQUESTS = Counter("leitstand_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("leitstand_http_request_seconds", "HTTP request duration", ["method", "route"])
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    """The app for one runtime; the lifespan starts the writer and stops the runtime at shutdown."""
+    hub = LiveHub()
+    rt.pipeline.on_commit(hub.committed)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hub.bind(asyncio.get_running_loop())
+        rt.start()
+        try:
+            yield
+        finally:
+            rt.stop()
+
+    app = FastAPI(
+        title="Leitstand",
+        version=__version__,
+        summary="Open industrial cloud: connected plants, OEE, faults, logistics, supply chain.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.live = hub
+    errors.install(app)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        return response
+
+    for module in (health, auth, assets, ingest, kpi, live):
+        app.include_router(module.router)
+    pages.install(app, rt.identity)
+    return app

@@ -1,0 +1,75 @@
+"""Live updates: the writer's commits wake the SSE streams of the tenants whose data changed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from leitstand.api.runtime import Runtime
+from leitstand.domain.assets import AssetLevel
+from leitstand.kpi.states import current_states
+
+
+class LiveHub:
+    """Per tenant, an event that is set and replaced on every commit touching that tenant."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def committed(self, tenants: set[str]) -> None:
+        """Called from the writer thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake, tenants)
+
+    def _wake(self, tenants: set[str]) -> None:
+        for tenant in tenants:
+            event = self._events.pop(tenant, None)
+            if event is not None:
+                event.set()
+
+    async def wait(self, tenant: str, timeout: float) -> bool:
+        """Wait for the next commit of `tenant`; False on timeout."""
+        event = self._events[tenant]
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+def snapshot(rt: Runtime, tenant: str, within: str | None, hours: float) -> dict[str, Any]:
+    """What a live page shows: OEE rows over the last `hours`, and the current state of each machine."""
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=hours)
+    rows = rt.oee.compute(tenant, start, now, within=within)
+    assets = rt.asset_cache.assets(tenant)
+    machines = {a.id: a for a in assets if a.level is AssetLevel.MACHINE}
+    keep = {r["id"] for r in rows if r["level"] == "machine"}
+    states = [
+        {**s, "since": s["since"].isoformat()}
+        for s in current_states(rt.events, tenant, now - timedelta(seconds=rt.settings.state_lookback_s), now)
+        if s["asset_id"] in machines and s["asset_id"] in keep
+    ]
+    site_of = {
+        r["id"]: r["path"].split("/")[1] if r["path"].count("/") >= 1 else r["id"]
+        for r in rows
+        if r["level"] == "machine"
+    }
+    state_counts: dict[str, dict[str, int]] = {}
+    for s in states:
+        site = site_of.get(s["asset_id"], "")
+        counts = state_counts.setdefault(site, {})
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    return {
+        "generated_at": now.isoformat(),
+        "window": {"start": start.isoformat(), "end": now.isoformat(), "hours": hours},
+        "oee": rows,
+        "states": states,
+        "state_counts": state_counts,
+    }

@@ -1,0 +1,37 @@
+"""Liveness, readiness and Prometheus metrics (unauthenticated, for orchestrators and scrapers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from leitstand.api.deps import runtime
+from leitstand.api.runtime import Runtime
+from leitstand.domain.errors import NotReady
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(rt: Runtime = Depends(runtime)) -> dict[str, object]:
+    """The stores answer and the writer runs; 503 otherwise."""
+    try:
+        rt.metadata.ping()
+        rt.events.query("SELECT 1")
+    except Exception as exc:
+        raise NotReady(f"a store does not answer: {exc}") from exc
+    if not rt.pipeline.running:
+        raise NotReady("the ingest writer is not running")
+    return {"status": "ready", "checks": {"metadata": "ok", "events": "ok", "writer": "ok"}}
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    """Prometheus exposition of the process's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,58 @@
+"""The HTTP batch ingest endpoint: JSON, Arrow IPC or Parquet bodies of samples, states or counts."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from leitstand.api.body import read_body
+from leitstand.api.deps import WRITERS, principal, require, runtime
+from leitstand.api.runtime import Runtime
+from leitstand.domain.records import SPECS, RecordKind
+from leitstand.domain.tenancy import Principal
+from leitstand.ingest.decode import CONTENT_TYPES, decode_body
+from leitstand.ingest.sink import IngestResult
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+_BODY = {"requestBody": {"required": True, "content": {t: {} for t in CONTENT_TYPES}}}
+
+
+@router.post("/ingest/{kind}", openapi_extra=_BODY)
+async def ingest(
+    kind: RecordKind,
+    request: Request,
+    who: Principal = Depends(require(*WRITERS)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Store a batch. Answers after the good records are durably written; bad ones are dead-lettered
+    or quarantined with a reason, and listed in `errors` by their index in the request."""
+    body = await read_body(request, rt.settings.max_request_bytes)
+    content_type = request.headers.get("content-type", "")
+
+    def decode_and_submit() -> Future[IngestResult]:
+        decoded = decode_body(body, content_type, SPECS[kind])
+        return rt.pipeline.submit(who.tenant_id, kind, decoded)
+
+    future = await run_in_threadpool(decode_and_submit)
+    result = await asyncio.wrap_future(future)
+    return result.as_dict()
+
+
+@router.get("/rejects")
+def rejects(
+    outcome: str | None = Query(None, pattern="^(dead_letter|quarantine)$"),
+    limit: int = Query(100, ge=1, le=10_000),
+    who: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """The newest dead-lettered and quarantined records of the caller's tenant, with their reasons."""
+    table = rt.events.rejects(who.tenant_id, limit=limit, outcome=outcome)
+    rows = table.drop_columns(["tenant"]).to_pylist()
+    for row in rows:
+        row["received_at"] = row["received_at"].isoformat()
+    return {"rejects": rows}

@@ -1,0 +1,41 @@
+"""KPI endpoints: OEE with its inputs per machine, line, area, site and enterprise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from leitstand.api.deps import principal, runtime
+from leitstand.api.runtime import Runtime
+from leitstand.domain.tenancy import Principal
+
+router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"])
+
+
+def window(start: datetime | None, end: datetime | None, hours: float) -> tuple[datetime, datetime]:
+    """The requested window; by default the `hours` before now."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=hours)
+    return start, end
+
+
+@router.get("/oee")
+def oee(
+    start: datetime | None = Query(
+        None, description="Window start (ISO 8601 with offset); default end - hours."
+    ),
+    end: datetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, gt=0, le=24 * 400, description="Window length when start is not given."),
+    level: str | None = Query(
+        None, description="Only rows of this level: machine, line, area, site, enterprise."
+    ),
+    within: str | None = Query(None, description="Only rows at or below this asset id."),
+    who: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """OEE = availability × performance × quality, each row with the times and quantities it comes from."""
+    lo, hi = window(start, end, hours)
+    rows = rt.oee.compute(who.tenant_id, lo, hi, level=level, within=within)
+    return {"window": {"start": lo.isoformat(), "end": hi.isoformat()}, "rows": rows}

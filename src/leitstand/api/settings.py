@@ -1,0 +1,69 @@
+"""Settings, read once at start from defaults, an optional YAML file, then LEITSTAND_* environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leitstand.domain.errors import InputError
+
+
+class Settings(BaseSettings):
+    """Every setting, its default and meaning; docs/configuration.md lists them (a test checks)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEITSTAND_", extra="forbid")
+
+    data_dir: Path = Field(Path("leitstand-data"), description="Where the DuckDB and SQLite files live.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server.")
+    metadata_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata store; default: SQLite in data_dir."
+    )
+    duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'.")
+    duckdb_threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: all cores.")
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    ingest_queue_records: int = Field(4_000_000, ge=1000, description="Records that may wait for the writer.")
+    backpressure: Literal["reject", "block"] = Field(
+        "reject", description="When the queue is full: answer 429 at once, or wait up to block_timeout_s."
+    )
+    block_timeout_s: float = Field(5.0, ge=0, description="How long 'block' back-pressure waits for room.")
+    max_past_s: float = Field(7 * 86400, gt=0, description="Older records are quarantined (seconds).")
+    max_future_s: float = Field(600, ge=0, description="Records further ahead are quarantined (seconds).")
+    state_lookback_s: float = Field(
+        7 * 86400, gt=0, description="How far before a window the KPI looks for the state it opened in."
+    )
+    live_interval_s: float = Field(2.0, gt=0, description="Least time between two live updates to a client.")
+    session_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (behind HTTPS).")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    @property
+    def metadata_database_url(self) -> str:
+        return self.metadata_url or f"sqlite:///{self.data_dir / 'metadata.sqlite'}"
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events.duckdb"
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Defaults, then the YAML file, then environment, then explicit overrides (e.g. CLI options)."""
+    from_file: dict[str, object] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read config file {config_file}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise InputError(f"config file {config_file} must hold a mapping of settings")
+        from_file = loaded or {}
+    try:
+        env_only = Settings()
+        merged = {**from_file, **{k: v for k, v in env_only.model_dump(exclude_unset=True).items()}}
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise InputError(f"invalid settings: {exc}") from exc

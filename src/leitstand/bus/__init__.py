@@ -1,0 +1,1 @@
+"""Transport between sources and writers: in-process (embedded) now, a distributed log at scale."""

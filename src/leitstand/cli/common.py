@@ -1,0 +1,55 @@
+"""What several commands share: settings from options, logging, and running the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+
+from leitstand.api.app import create_app
+from leitstand.api.runtime import Runtime
+from leitstand.api.settings import Settings, load_settings
+from leitstand.domain.errors import LeitstandError
+
+console = Console(stderr=True)
+
+
+def settings_from(config: Path | None, **overrides: object) -> Settings:
+    try:
+        settings = load_settings(config, **overrides)
+    except LeitstandError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def run_server(
+    rt: Runtime, on_started: Callable[[], None] | None = None, stop_after_s: float | None = None
+) -> None:
+    """Serve the app on the runtime's host and port until interrupted (or for `stop_after_s`)."""
+    config = uvicorn.Config(
+        create_app(rt), host=rt.settings.host, port=rt.settings.port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    if on_started is not None or stop_after_s is not None:
+
+        def watch() -> None:
+            while not server.started:
+                if server.should_exit:
+                    return
+                threading.Event().wait(0.05)
+            if on_started is not None:
+                on_started()
+            if stop_after_s is not None:
+                threading.Event().wait(stop_after_s)
+                server.should_exit = True
+
+        threading.Thread(target=watch, name="leitstand-server-watch", daemon=True).start()
+    server.run()

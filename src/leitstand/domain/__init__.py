@@ -1,0 +1,1 @@
+"""The domain model: the words used everywhere, with no I/O and no frameworks."""

@@ -1,0 +1,1 @@
+"""The ingest pipeline: decode, validate, dedupe, batch, write, dead-letter, back-pressure."""

@@ -1,0 +1,54 @@
+"""What a source hands records to: the in-process pipeline or, remotely, the HTTP batch endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pyarrow as pa
+
+from leitstand.domain.records import RecordKind
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """Why one record (by its index in the request) was dead-lettered or quarantined."""
+
+    index: int
+    code: str
+    message: str
+    outcome: str = "dead_letter"  # or "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of one batch: new records stored, duplicates ignored, records rejected and why."""
+
+    kind: RecordKind
+    received: int
+    accepted: int
+    duplicates: int
+    dead_lettered: int
+    quarantined: int
+    errors: list[RecordError] = field(default_factory=list)
+
+    def as_dict(self, max_errors: int = 100) -> dict[str, object]:
+        return {
+            "kind": self.kind.value,
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "dead_lettered": self.dead_lettered,
+            "quarantined": self.quarantined,
+            "errors": [
+                {"index": e.index, "code": e.code, "message": e.message, "outcome": e.outcome}
+                for e in self.errors[:max_errors]
+            ],
+            "errors_truncated": len(self.errors) > max_errors,
+        }
+
+
+class RecordSink(Protocol):
+    """Accepts a columnar batch of one record kind for one tenant; returns once it is durably stored."""
+
+    def send(self, tenant: str, kind: RecordKind, records: pa.Table) -> IngestResult: ...

@@ -1,0 +1,1 @@
+"""Manufacturing KPIs computed inside the query engine (SQL over columns), never in Python loops."""

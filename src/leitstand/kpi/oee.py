@@ -1,0 +1,208 @@
+"""OEE per machine, line, area, site and enterprise for any window, computed by `oee.sql` in the engine.
+
+Each answer carries its inputs (the ISO 22400 times and quantities), so a user can see why OEE is 61%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from leitstand.domain.assets import Asset, AssetLevel, descendants
+from leitstand.domain.calendar import parse_calendar
+from leitstand.domain.errors import InputError, NotFound
+from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, TimeCategory
+from leitstand.store.asset_cache import AssetCache
+from leitstand.store.interfaces import EventStore, MetadataStore
+
+OEE_SQL = (Path(__file__).parent / "oee.sql").read_text()
+MAX_WINDOW = timedelta(days=400)
+LEVELS = [level.value for level in AssetLevel]
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class OeeInputs:
+    """The dimension tables the OEE query joins: machines, planned time, ideal cycles, state mapping."""
+
+    enterprise_id: str
+    machines: pa.Table
+    planned: pa.Table
+    ideal_cycle: pa.Table
+    state_map: pa.Table
+
+    def as_tables(self) -> dict[str, pa.Table]:
+        return {
+            "machines": self.machines,
+            "planned": self.planned,
+            "ideal_cycle": self.ideal_cycle,
+            "state_map": self.state_map,
+        }
+
+
+class OeeService:
+    """Computes OEE for a tenant from raw state changes and counts."""
+
+    def __init__(
+        self,
+        events: EventStore,
+        metadata: MetadataStore,
+        asset_cache: AssetCache,
+        state_categories: Mapping[str, TimeCategory] | None = None,
+        state_lookback: timedelta = timedelta(days=7),
+    ) -> None:
+        self._events = events
+        self._metadata = metadata
+        categories = state_categories or DEFAULT_STATE_CATEGORIES
+        self._state_map = pa.table(
+            {"state": list(categories), "category": [TimeCategory(c).value for c in categories.values()]}
+        )
+        self._lookback = state_lookback
+        self.assets = asset_cache.assets
+
+    def inputs(self, tenant: str, start: datetime, end: datetime) -> OeeInputs:
+        """Build the dimension tables for one tenant and window."""
+        assets = self.assets(tenant)
+        by_id = {a.id: a for a in assets}
+        enterprise = next((a.id for a in assets if a.level is AssetLevel.ENTERPRISE), tenant)
+        rows: dict[str, list[Any]] = {
+            k: [] for k in ("asset_id", "site_id", "area_id", "line_id", "ideal_cycle_s")
+        }
+        for asset in assets:
+            if asset.level is not AssetLevel.MACHINE:
+                continue
+            chain = _ancestors(asset, by_id)
+            rows["asset_id"].append(asset.id)
+            rows["site_id"].append(chain.get(AssetLevel.SITE))
+            rows["area_id"].append(chain.get(AssetLevel.AREA))
+            rows["line_id"].append(chain.get(AssetLevel.LINE))
+            rows["ideal_cycle_s"].append(asset.ideal_cycle_s)
+        machines = pa.table(
+            rows, schema=pa.schema([(k, pa.float64() if k == "ideal_cycle_s" else pa.string()) for k in rows])
+        )
+        calendars = self._metadata.calendars(tenant)
+        planned: dict[str, list[Any]] = {"site_id": [], "start_ts": [], "end_ts": []}
+        for site in (a for a in assets if a.level is AssetLevel.SITE):
+            calendar = parse_calendar(calendars.get(site.id), site.timezone or "UTC")
+            for interval in calendar.planned_intervals(start, end):
+                planned["site_id"].append(site.id)
+                planned["start_ts"].append(interval.start)
+                planned["end_ts"].append(interval.end)
+        cycles: dict[str, list[Any]] = {"asset_id": [], "product_id": [], "ideal_cycle_s": []}
+        for product in self._metadata.products(tenant):
+            for asset_id, seconds in product.ideal_cycle_s.items():
+                cycles["asset_id"].append(asset_id)
+                cycles["product_id"].append(product.id)
+                cycles["ideal_cycle_s"].append(seconds)
+        return OeeInputs(
+            enterprise_id=enterprise,
+            machines=machines,
+            planned=pa.table(
+                planned, schema=pa.schema([("site_id", pa.string()), ("start_ts", _TS), ("end_ts", _TS)])
+            ),
+            ideal_cycle=pa.table(
+                cycles,
+                schema=pa.schema(
+                    [("asset_id", pa.string()), ("product_id", pa.string()), ("ideal_cycle_s", pa.float64())]
+                ),
+            ),
+            state_map=self._state_map,
+        )
+
+    def compute(
+        self,
+        tenant: str,
+        start: datetime,
+        end: datetime,
+        level: str | None = None,
+        within: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """OEE rows for the window [start, end), optionally only one level and only below `within`."""
+        check_window(start, end)
+        if level is not None and level not in LEVELS:
+            raise InputError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        assets = self.assets(tenant)
+        by_id = {a.id: a for a in assets}
+        if within is not None and within not in by_id:
+            raise NotFound(f"asset {within!r} not found")
+        inputs = self.inputs(tenant, start, end)
+        table = self._events.query(
+            OEE_SQL,
+            {
+                "tenant": tenant,
+                "start": start,
+                "end": end,
+                "lookback": start - self._lookback,
+                "enterprise": inputs.enterprise_id,
+            },
+            inputs.as_tables(),
+        )
+        keep = descendants(assets, within) if within else None
+        rows = []
+        for row in table.to_pylist():
+            if level is not None and row["level"] != level:
+                continue
+            if keep is not None and row["id"] not in keep:
+                continue
+            asset = by_id.get(row["id"])
+            rows.append(_shape(row, asset))
+        return rows
+
+
+def check_window(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InputError("window bounds need a UTC offset, e.g. 2026-11-20T06:00:00Z")
+    if end <= start:
+        raise InputError("window end must be after its start")
+    if end - start > MAX_WINDOW:
+        raise InputError(f"window is longer than the maximum of {MAX_WINDOW.days} days")
+
+
+_INPUTS = (
+    "pot_s",
+    "planned_down_s",
+    "pbt_s",
+    "production_s",
+    "setup_s",
+    "delay_s",
+    "down_s",
+    "unknown_s",
+    "unmapped_state_s",
+    "produced",
+    "good",
+    "scrap",
+    "ideal_s",
+    "good_ideal_s",
+    "units_without_ideal_cycle",
+)
+
+
+def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
+    return {
+        "level": row["level"],
+        "id": row["id"],
+        "name": asset.name if asset else row["id"],
+        "path": asset.path if asset else row["id"],
+        "parent_id": asset.parent_id if asset else None,
+        "machines": row["machines"],
+        "oee": row["oee"],
+        "availability": row["availability"],
+        "performance": row["performance"],
+        "quality": row["quality"],
+        "inputs": {k: row[k] for k in _INPUTS},
+    }
+
+
+def _ancestors(asset: Asset, by_id: dict[str, Asset]) -> dict[AssetLevel, str]:
+    chain: dict[AssetLevel, str] = {}
+    current: Asset | None = asset
+    while current is not None:
+        chain[current.level] = current.id
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    return chain

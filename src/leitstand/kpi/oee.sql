@@ -1,0 +1,114 @@
+-- OEE time model (ISO 22400-2) for every machine of a tenant over [$start, $end), rolled up by summing
+-- times and quantities per line, area, site and enterprise, then dividing. Ratios are never averaged.
+-- Inputs registered by the caller: machines(asset_id, site_id, area_id, line_id, ideal_cycle_s),
+-- planned(site_id, start_ts, end_ts) clipped to the window, state_map(state, category),
+-- ideal_cycle(asset_id, product_id, ideal_cycle_s). A count at ts covers the interval ending at ts.
+WITH
+machine_pot AS (
+    SELECT m.asset_id, sum(epoch(p.end_ts) - epoch(p.start_ts)) AS pot_s
+    FROM machines m JOIN planned p USING (site_id)
+    GROUP BY m.asset_id
+),
+state_points AS (
+    SELECT asset_id, ts, state FROM states
+    WHERE tenant = $tenant AND ts >= $start AND ts < $end
+    UNION ALL
+    -- the state each machine was in when the window opened
+    SELECT asset_id, max(ts) AS ts, arg_max(state, ts) AS state FROM states
+    WHERE tenant = $tenant AND ts < $start AND ts >= $lookback
+    GROUP BY asset_id
+),
+state_spans AS (
+    SELECT asset_id, state, greatest(ts, $start) AS t0,
+           lead(ts, 1, $end) OVER (PARTITION BY asset_id ORDER BY ts) AS t1
+    FROM state_points
+),
+category_times AS (
+    SELECT s.asset_id, coalesce(sm.category, 'unknown') AS category,
+           sum(epoch(least(s.t1, p.end_ts)) - epoch(greatest(s.t0, p.start_ts))) AS dur_s
+    FROM state_spans s
+    JOIN machines m USING (asset_id)
+    JOIN planned p ON p.site_id = m.site_id AND s.t0 < p.end_ts AND s.t1 > p.start_ts
+    LEFT JOIN state_map sm ON sm.state = s.state
+    GROUP BY ALL
+),
+machine_times AS (
+    SELECT asset_id,
+           coalesce(sum(dur_s) FILTER (WHERE category = 'production'), 0) AS production_s,
+           coalesce(sum(dur_s) FILTER (WHERE category = 'setup'), 0) AS setup_s,
+           coalesce(sum(dur_s) FILTER (WHERE category = 'delay'), 0) AS delay_s,
+           coalesce(sum(dur_s) FILTER (WHERE category = 'down'), 0) AS down_s,
+           coalesce(sum(dur_s) FILTER (WHERE category = 'planned_down'), 0) AS planned_down_s,
+           coalesce(sum(dur_s) FILTER (WHERE category = 'unknown'), 0) AS unmapped_s
+    FROM category_times
+    GROUP BY asset_id
+),
+machine_counts AS (
+    SELECT c.asset_id,
+           sum(c.produced)::BIGINT AS produced,
+           sum(c.produced - c.scrap)::BIGINT AS good,
+           sum(c.scrap)::BIGINT AS scrap,
+           sum(c.produced * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS ideal_s,
+           sum((c.produced - c.scrap) * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS good_ideal_s,
+           sum(CASE WHEN coalesce(ic.ideal_cycle_s, m.ideal_cycle_s) IS NULL THEN c.produced ELSE 0 END)::BIGINT
+               AS units_without_ideal_cycle
+    FROM counts c
+    JOIN machines m USING (asset_id)
+    JOIN planned p ON p.site_id = m.site_id AND c.ts > p.start_ts AND c.ts <= p.end_ts
+    LEFT JOIN ideal_cycle ic ON ic.asset_id = c.asset_id AND ic.product_id = c.product_id
+    WHERE c.tenant = $tenant AND c.ts > $start AND c.ts <= $end
+    GROUP BY c.asset_id
+),
+per_machine AS (
+    SELECT m.site_id, m.area_id, m.line_id, m.asset_id,
+           coalesce(mp.pot_s, 0) AS pot_s,
+           coalesce(t.planned_down_s, 0) AS planned_down_s,
+           coalesce(t.production_s, 0) AS production_s,
+           coalesce(t.setup_s, 0) AS setup_s,
+           coalesce(t.delay_s, 0) AS delay_s,
+           coalesce(t.down_s, 0) AS down_s,
+           -- planned time no state covers, plus time in states no mapping names
+           coalesce(mp.pot_s, 0) - coalesce(t.production_s + t.setup_s + t.delay_s + t.down_s
+                                            + t.planned_down_s, 0) AS unknown_s,
+           coalesce(t.unmapped_s, 0) AS unmapped_state_s,
+           coalesce(c.produced, 0) AS produced,
+           coalesce(c.good, 0) AS good,
+           coalesce(c.scrap, 0) AS scrap,
+           coalesce(c.ideal_s, 0) AS ideal_s,
+           coalesce(c.good_ideal_s, 0) AS good_ideal_s,
+           coalesce(c.units_without_ideal_cycle, 0) AS units_without_ideal_cycle
+    FROM machines m
+    LEFT JOIN machine_pot mp USING (asset_id)
+    LEFT JOIN machine_times t USING (asset_id)
+    LEFT JOIN machine_counts c USING (asset_id)
+),
+rolled AS (
+    SELECT CASE WHEN grouping(asset_id) = 0 THEN 'machine'
+                WHEN grouping(line_id) = 0 THEN 'line'
+                WHEN grouping(area_id) = 0 THEN 'area'
+                WHEN grouping(site_id) = 0 THEN 'site'
+                ELSE 'enterprise' END AS level,
+           CASE WHEN grouping(asset_id) = 0 THEN asset_id
+                WHEN grouping(line_id) = 0 THEN line_id
+                WHEN grouping(area_id) = 0 THEN area_id
+                WHEN grouping(site_id) = 0 THEN site_id
+                ELSE $enterprise END AS id,
+           count(*)::BIGINT AS machines,
+           sum(pot_s) AS pot_s, sum(planned_down_s) AS planned_down_s,
+           sum(pot_s) - sum(planned_down_s) AS pbt_s,
+           sum(production_s) AS production_s, sum(setup_s) AS setup_s, sum(delay_s) AS delay_s,
+           sum(down_s) AS down_s, sum(unknown_s) AS unknown_s, sum(unmapped_state_s) AS unmapped_state_s,
+           sum(produced)::BIGINT AS produced, sum(good)::BIGINT AS good, sum(scrap)::BIGINT AS scrap,
+           sum(ideal_s) AS ideal_s, sum(good_ideal_s) AS good_ideal_s,
+           sum(units_without_ideal_cycle)::BIGINT AS units_without_ideal_cycle
+    FROM per_machine
+    GROUP BY GROUPING SETS ((site_id, area_id, line_id, asset_id), (site_id, area_id, line_id),
+                            (site_id, area_id), (site_id), ())
+)
+SELECT *,
+       production_s / nullif(pbt_s, 0) AS availability,
+       ideal_s / nullif(production_s, 0) AS performance,
+       good_ideal_s / nullif(ideal_s, 0) AS quality,
+       good_ideal_s / nullif(pbt_s, 0) AS oee
+FROM rolled
+ORDER BY level, id

@@ -1,0 +1,175 @@
+"""The API's contract: authentication on every request, tenant scope on every query, one error format."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from leitstand.api.runtime import Runtime
+from tests.conftest import login
+
+PROTECTED = [
+    ("GET", "/api/v1/auth/me"),
+    ("GET", "/api/v1/assets"),
+    ("GET", "/api/v1/assets/hh"),
+    ("POST", "/api/v1/assets"),
+    ("POST", "/api/v1/ingest/samples"),
+    ("GET", "/api/v1/rejects"),
+    ("GET", "/api/v1/kpi/oee"),
+    ("GET", "/api/v1/live/snapshot"),
+    ("GET", "/api/v1/live/stream"),
+    ("POST", "/api/v1/auth/tokens"),
+]
+
+
+def test_every_api_operation_in_the_openapi_document_is_listed_here(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operations = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if p.startswith("/api/v1")}
+    public = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/logout")}
+    listed = {(m, p.replace("/hh", "/{asset_id}").replace("/samples", "/{kind}")) for m, p in PROTECTED}
+    assert operations - public == listed
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_requests_without_a_credential_get_401_problem_json(
+    client: TestClient, method: str, path: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/unauthenticated"
+
+
+@pytest.mark.parametrize("token", ["lst_forged", "", "Bearer", "lst_" + "A" * 43])
+def test_forged_tokens_are_refused(client: TestClient, token: str) -> None:
+    response = client.get("/api/v1/auth/me", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(client: TestClient) -> None:
+    wrong = client.post("/api/v1/auth/login", json={"username": "acme-admin", "password": "nope-nope-nope"})
+    unknown = client.post("/api/v1/auth/login", json={"username": "ghost", "password": "nope-nope-nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+
+
+def test_login_sets_a_session_cookie_that_authenticates_and_logout_ends_it(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/auth/login", json={"username": "acme-viewer", "password": "correct horse battery"}
+    )
+    assert "httponly" in response.headers["set-cookie"].lower()
+    assert client.get("/api/v1/auth/me").json() == {
+        "tenant": "acme",
+        "username": "acme-viewer",
+        "role": "viewer",
+    }
+    assert client.post("/api/v1/auth/logout").status_code == 204
+    client.cookies.clear()
+    assert (
+        client.get(
+            "/api/v1/auth/me", headers={"authorization": f"Bearer {response.json()['token']}"}
+        ).status_code
+        == 401
+    )
+
+
+def test_an_expired_session_is_refused(client: TestClient, runtime: Runtime) -> None:
+    headers = login(client, "acme-admin")
+    runtime.identity._clock = lambda: datetime.now(UTC) + timedelta(hours=13)
+    response = client.get("/api/v1/auth/me", headers=headers)
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def test_an_api_token_works_like_a_session(client: TestClient, admin: dict) -> None:
+    token = client.post("/api/v1/auth/tokens", json={"name": "gateway"}, headers=admin).json()["token"]
+    me = client.get("/api/v1/auth/me", headers={"authorization": f"Bearer {token}"})
+    assert me.json()["tenant"] == "acme"
+
+
+def test_mass_assignment_of_tenant_or_role_in_a_body_is_refused(client: TestClient, admin: dict) -> None:
+    response = client.post(
+        "/api/v1/auth/tokens", json={"name": "x", "tenant": "rival", "role": "tenant_admin"}, headers=admin
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_another_tenants_assets_are_invisible_and_look_like_missing_ones(client: TestClient) -> None:
+    rival = login(client, "rival-admin")
+    assert client.get("/api/v1/assets", headers=rival).json() == {"assets": []}
+    foreign = client.get("/api/v1/assets/hh", headers=rival)
+    missing = client.get("/api/v1/assets/nowhere", headers=rival)
+    assert foreign.status_code == missing.status_code == 404
+    assert client.get("/api/v1/kpi/oee?within=hh", headers=rival).status_code == 404
+    assert client.get("/api/v1/live/snapshot?within=hh", headers=rival).status_code == 404
+
+
+def test_assets_import_as_yaml_and_read_back(client: TestClient, example_model: dict) -> None:
+    rival = login(client, "rival-admin")
+    response = client.post(
+        "/api/v1/assets",
+        content=yaml.safe_dump(example_model).encode(),
+        headers={**rival, "content-type": "application/yaml"},
+    )
+    assert response.json()["assets_created"] == 6
+    machine = client.get("/api/v1/assets/hh-press-l1-m1", headers=rival).json()
+    assert machine["path"] == "acme/hh/hh-press/hh-press-l1/hh-press-l1-m1"
+    assert (
+        client.get("/api/v1/assets?level=machine", headers=rival).json()["assets"][1]["id"]
+        == "hh-press-l1-m2"
+    )
+
+
+def test_an_invalid_asset_model_is_refused_with_the_place_of_the_error(
+    client: TestClient, admin: dict
+) -> None:
+    doc = {
+        "enterprise": {"id": "acme"},
+        "sites": [{"id": "x", "timezone": "Europe/Berlin", "areas": [{"id": "a b"}]}],
+    }
+    response = client.post("/api/v1/assets", json=doc, headers=admin)
+    assert response.status_code == 422
+    assert "sites[0].areas[0].id" in response.json()["detail"]
+
+
+def test_a_viewer_may_not_change_the_asset_model(client: TestClient, example_model: dict) -> None:
+    viewer = login(client, "acme-viewer")
+    assert client.post("/api/v1/assets", json=example_model, headers=viewer).status_code == 403
+
+
+def test_oee_answers_carry_their_inputs_and_refuse_bad_windows(client: TestClient, admin: dict) -> None:
+    body = client.get("/api/v1/kpi/oee?hours=24", headers=admin).json()
+    levels = {r["level"] for r in body["rows"]}
+    assert levels == {"machine", "line", "area", "site", "enterprise"}
+    assert "pbt_s" in body["rows"][0]["inputs"]
+    bad = client.get("/api/v1/kpi/oee?start=2026-11-20T00:00:00Z&end=2026-11-19T00:00:00Z", headers=admin)
+    assert bad.status_code == 422
+    assert "after its start" in bad.json()["detail"]
+    assert client.get("/api/v1/kpi/oee?level=galaxy", headers=admin).status_code == 422
+
+
+def test_health_readiness_metrics_and_openapi_are_served(client: TestClient, admin: dict) -> None:
+    client.post("/api/v1/ingest/states", json=[], headers=admin)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    metrics = client.get("/metrics").text
+    assert "leitstand_http_requests_total" in metrics
+    assert "leitstand_ingest_queue_records" in metrics
+    assert client.get("/openapi.json").json()["info"]["title"] == "Leitstand"
+
+
+def test_readiness_fails_when_the_writer_is_down(client: TestClient, runtime: Runtime) -> None:
+    runtime.pipeline.stop()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["type"] == "/problems/not_ready"
+
+
+def test_unknown_api_paths_are_problem_json_404(client: TestClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,208 @@
+"""The web UI in a real headless Chromium against a real server: login, live OEE figures, plant drill-down."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"  # screenshots for a human (gitignored)
+
+
+def percent(ratio: float) -> str:
+    """What the pages show for a ratio: JavaScript's `(ratio * 100).toFixed(1) + "%"` (ties round up)."""
+    return f"{Decimal(ratio * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing; `make test` installs Debian's chromium via .ci/ensure-services")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, demo_server: Any) -> Iterator[Page]:
+    """A fresh browser context (no cookies) on the demo server; a script error fails the test."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(base_url=demo_server.base_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    script_errors: list[str] = []
+    tab.on("pageerror", lambda error: script_errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not script_errors, f"uncaught script errors: {script_errors}"
+
+
+def log_in(page: Page, username: str, password: str) -> None:
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def api(demo_server: Any, path: str, **params: str) -> Any:
+    headers = {"authorization": f"Bearer {demo_server.token}"}
+    response = httpx.get(f"{demo_server.base_url}{path}", params=params, headers=headers, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def oee_rows(
+    demo_server: Any, window: dict[str, str], within: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The API's OEE rows for exactly the window the page shows (a rolling window moves with the clock)."""
+    params = {"start": window["start"], "end": window["end"], **({"within": within} if within else {})}
+    return {row["id"]: row for row in api(demo_server, "/api/v1/kpi/oee", **params)["rows"]}
+
+
+# Read the figures and the window they belong to in one script turn, so no live update falls in between.
+READ_ENTERPRISE = """() => {
+  const live = document.getElementById("live").dataset;
+  const plants = {};
+  for (const card of document.querySelectorAll('[data-testid="plant-card"]')) {
+    plants[card.dataset.siteId] = card.querySelector('[data-testid="plant-oee"]').textContent;
+  }
+  const enterprise = document.querySelector('[data-testid="enterprise-oee"]').textContent;
+  return {window: {start: live.windowStart, end: live.windowEnd}, plants, enterprise};
+}"""
+READ_PLANT = """() => {
+  const live = document.getElementById("live").dataset;
+  const machines = {};
+  for (const tile of document.querySelectorAll('[data-testid="machine-tile"]')) {
+    machines[tile.dataset.assetId] = {
+      state: tile.dataset.state, oee: tile.querySelector('[data-testid="machine-oee"]').textContent,
+    };
+  }
+  const site = document.querySelector('[data-testid="site-oee"]').textContent;
+  return {window: {start: live.windowStart, end: live.windowEnd}, machines, site};
+}"""
+
+
+def test_enterprise_and_plant_pages_show_the_apis_live_oee(page: Page, demo_server: Any) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    log_in(page, demo_server.username, demo_server.password)
+    expect(page).to_have_url(f"{demo_server.base_url}/")
+
+    live = page.get_by_test_id("live-indicator")
+    expect(live).to_have_attribute("data-state", "live")
+    expect(live).to_have_text(re.compile(r"live · updated \d\d:\d\d:\d\d"))
+    shown = page.evaluate(READ_ENTERPRISE)
+    rows = oee_rows(demo_server, shown["window"])
+    sites = {id_: row for id_, row in rows.items() if row["level"] == "site"}
+    assert len(shown["plants"]) >= 2
+    assert set(shown["plants"]) == set(sites)
+    # A plant without planned time in the window (a weekend off shift) has no OEE and shows "–".
+    planned = {site_id for site_id, row in sites.items() if row["oee"] is not None}
+    assert planned, (
+        "no plant has planned time in the last 24 h; the demo data needs a calendar that covers now"
+    )
+    for site_id, text in shown["plants"].items():
+        if site_id not in planned:
+            assert text == "–"
+            continue
+        assert 0 < float(text.removesuffix("%")) <= 100, f"{site_id} shows {text}"
+        assert text == percent(sites[site_id]["oee"])
+    enterprise = next(row for row in rows.values() if row["level"] == "enterprise")
+    assert shown["enterprise"] == percent(enterprise["oee"])
+    page.screenshot(path=ARTIFACTS / "enterprise.png")
+
+    site_id = sorted(planned)[0]
+    page.locator(f'[data-testid="plant-card"][data-site-id="{site_id}"] h3 a').click()
+    expect(page).to_have_url(f"{demo_server.base_url}/plants/{site_id}")
+    expect(live).to_have_attribute("data-state", "live")
+    tiles = page.get_by_test_id("machine-tile")
+    snapshot = api(demo_server, "/api/v1/live/snapshot", within=site_id, hours="24")
+    machine_ids = {row["id"] for row in snapshot["oee"] if row["level"] == "machine"}
+    expect(tiles).to_have_count(len(machine_ids))
+    expect(tiles.first.get_by_test_id("machine-state")).not_to_have_text("NO DATA")
+    shown = page.evaluate(READ_PLANT)
+    current = {s["asset_id"]: s["state"] for s in snapshot["states"]}
+    shown_states = {m: shown["machines"][m]["state"] for m in machine_ids}
+    assert shown_states == {m: current.get(m, "") for m in machine_ids}
+    assert any(current.values())
+    rows = oee_rows(demo_server, shown["window"], within=site_id)
+    assert shown["site"] == percent(rows[site_id]["oee"])
+    for machine_id in machine_ids:
+        ratio = rows[machine_id]["oee"]
+        assert shown["machines"][machine_id]["oee"] == (percent(ratio) if ratio is not None else "–")
+
+    first = tiles.first
+    first.get_by_text("Inputs").click()
+    expect(first.get_by_role("rowheader", name="= PBT")).to_be_visible()
+
+    # The stream rests live_interval_s after each snapshot and, as written, misses a commit in that rest.
+    page.wait_for_timeout(1500)
+    generated_before = live.get_attribute("data-generated-at")
+    demo_server.ingest_more()
+    expect(live).not_to_have_attribute("data-generated-at", generated_before or "")
+    expect(live).to_have_attribute("data-state", "live")
+    page.screenshot(path=ARTIFACTS / "plant.png")
+
+
+def test_a_wrong_password_is_refused_with_a_message(page: Page, demo_server: Any) -> None:
+    page.goto("/login")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/login")) as answer:
+        log_in(page, demo_server.username, "not the password at all")
+    assert answer.value.status == 401
+    expect(page.get_by_role("alert")).to_have_text("Unknown user name or wrong password.")
+    expect(page.get_by_label("User name")).to_have_value(demo_server.username)
+    assert "leitstand_session" not in {cookie["name"] for cookie in page.context.cookies()}
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "login-refused.png")
+
+
+def test_an_unknown_plant_says_so_after_login_returns_to_it(page: Page, demo_server: Any) -> None:
+    page.goto("/plants/no-such-plant")
+    log_in(page, demo_server.username, demo_server.password)
+    expect(page).to_have_url(f"{demo_server.base_url}/plants/no-such-plant")
+    expect(page.get_by_role("alert")).to_contain_text("“no-such-plant” was not found")
+    expect(page.get_by_test_id("machine-tile")).to_have_count(0)
+
+
+def test_the_window_selector_resubscribes_the_stream(page: Page, demo_server: Any) -> None:
+    page.goto("/login")
+    log_in(page, demo_server.username, demo_server.password)
+    live = page.get_by_test_id("live-indicator")
+    expect(live).to_have_attribute("data-state", "live")
+    page.get_by_text("8 h", exact=True).click()
+    expect(page).to_have_url(re.compile(r"\?hours=8$"))
+    expect(page.get_by_text("OEE over the last 8 h")).to_be_visible()
+    page.wait_for_function(
+        """() => {
+          const d = document.getElementById("live").dataset;
+          return d.windowStart && (new Date(d.windowEnd) - new Date(d.windowStart)) === 8 * 3600 * 1000;
+        }"""
+    )
+    window = live.get_attribute("data-window-start"), live.get_attribute("data-window-end")
+    assert all(window)
+    start, end = (datetime.fromisoformat(t) for t in window if t)
+    assert (end - start).total_seconds() == 8 * 3600

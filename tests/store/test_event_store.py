@@ -1,0 +1,133 @@
+"""The EventStore interface, run against every backend (today: DuckDB on a file and in memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from leitstand.domain.records import SAMPLES, STATES, RecordKind
+from leitstand.store.duckdb import DuckDBEventStore
+from leitstand.store.interfaces import REJECTS_SCHEMA, EventStore, WriteBatch
+
+T0 = datetime(2026, 11, 20, 6, tzinfo=UTC)
+
+
+@pytest.fixture(params=["duckdb-file", "duckdb-memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    backend = DuckDBEventStore(tmp_path / "events.duckdb" if request.param == "duckdb-file" else None)
+    yield backend
+    backend.close()
+
+
+def samples(tenant: str, n: int, offset_s: int = 0, value: float = 1.0) -> pa.Table:
+    return pa.table(
+        {
+            "tenant": [tenant] * n,
+            "asset_id": ["m1"] * n,
+            "signal": ["temperature"] * n,
+            "ts": pa.array(
+                [T0 + timedelta(seconds=offset_s + i) for i in range(n)], SAMPLES.schema.field("ts").type
+            ),
+            "value": [value] * n,
+            "quality": ["GOOD"] * n,
+        },
+        schema=SAMPLES.schema,
+    )
+
+
+def test_written_records_are_readable_by_query(store: EventStore) -> None:
+    assert store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 10))]) == [10]
+    result = store.query(
+        "SELECT count(*) AS n, sum(value) AS s FROM samples WHERE tenant = $t", {"t": "acme"}
+    )
+    assert result.to_pylist() == [{"n": 10, "s": 10.0}]
+
+
+def test_redelivering_a_batch_adds_nothing(store: EventStore) -> None:
+    store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 10))])
+    assert store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 10))]) == [0]
+    assert store.record_count(RecordKind.SAMPLES, "acme") == 10
+
+
+def test_the_first_record_with_a_key_wins_and_later_copies_change_nothing(store: EventStore) -> None:
+    store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 1, value=1.0))])
+    store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 1, value=99.0))])
+    assert store.query("SELECT value FROM samples").column("value").to_pylist() == [1.0]
+
+
+def test_duplicates_inside_one_batch_are_stored_once(store: EventStore) -> None:
+    twice = pa.concat_tables([samples("acme", 5), samples("acme", 5)])
+    assert store.write([WriteBatch(RecordKind.SAMPLES, twice)]) == [5]
+
+
+def test_overlapping_and_out_of_order_batches_store_each_key_once(store: EventStore) -> None:
+    later, earlier = samples("acme", 10, offset_s=5), samples("acme", 10)
+    assert store.write([WriteBatch(RecordKind.SAMPLES, later), WriteBatch(RecordKind.SAMPLES, earlier)]) == [
+        10,
+        5,
+    ]
+    assert store.time_range(RecordKind.SAMPLES, "acme") == (T0, T0 + timedelta(seconds=14))
+
+
+def test_the_same_key_in_two_tenants_is_two_records(store: EventStore) -> None:
+    store.write(
+        [
+            WriteBatch(RecordKind.SAMPLES, samples("acme", 3)),
+            WriteBatch(RecordKind.SAMPLES, samples("rival", 3)),
+        ]
+    )
+    assert store.record_count(RecordKind.SAMPLES, "acme") == 3
+    assert store.record_count(RecordKind.SAMPLES, "rival") == 3
+
+
+def test_query_results_carry_utc_timestamps(store: EventStore) -> None:
+    store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 1))])
+    ts = store.query("SELECT ts FROM samples").column("ts")
+    assert ts.type == pa.timestamp("us", tz="UTC")
+    assert ts[0].as_py() == T0
+
+
+def test_registered_tables_join_with_stored_records(store: EventStore) -> None:
+    store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 4))])
+    dims = pa.table({"asset_id": ["m1"], "line": ["l1"]})
+    result = store.query(
+        "SELECT line, count(*) AS n FROM samples JOIN dims USING (asset_id) GROUP BY line",
+        tables={"dims": dims},
+    )
+    assert result.to_pylist() == [{"line": "l1", "n": 4}]
+
+
+def test_rejects_are_stored_with_their_reason_and_listed_newest_first(store: EventStore) -> None:
+    def rejects(code: str, at: datetime) -> pa.Table:
+        return pa.table(
+            {
+                "tenant": ["acme"],
+                "kind": ["states"],
+                "received_at": [at],
+                "outcome": ["dead_letter"],
+                "reason_code": [code],
+                "reason": [f"because {code}"],
+                "record": ["{}"],
+            },
+            schema=REJECTS_SCHEMA,
+        )
+
+    empty = STATES.schema.empty_table()
+    store.write([WriteBatch(RecordKind.STATES, empty, rejects("first", T0))])
+    store.write([WriteBatch(RecordKind.STATES, empty, rejects("second", T0 + timedelta(seconds=1)))])
+    assert store.rejects("acme").column("reason_code").to_pylist() == ["second", "first"]
+    assert store.rejects("rival").num_rows == 0
+
+
+def test_a_failed_transaction_stores_nothing_of_it(store: EventStore) -> None:
+    bad = pa.table(
+        {"tenant": ["acme"], "asset_id": [None], "ts": [T0], "state": ["RUNNING"], "reason": [None]},
+        schema=STATES.schema,
+    )
+    with pytest.raises(Exception, match="NOT NULL"):
+        store.write([WriteBatch(RecordKind.SAMPLES, samples("acme", 3)), WriteBatch(RecordKind.STATES, bad)])
+    assert store.record_count(RecordKind.SAMPLES, "acme") == 0
