@@ -86,7 +86,8 @@ class DemoServer:
 
         start = self._clock[0]
         end = min(start + timedelta(minutes=minutes), datetime.now(UTC))
-        self._simulator.backfill(HttpSink(self.base_url, self.token), "nordwerk", start, end)  # type: ignore[attr-defined]
+        with HttpSink(self.base_url, self.token) as sink:
+            self._simulator.backfill(sink, "nordwerk", start, end)  # type: ignore[attr-defined]
         self._clock[0] = end
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from leitstand.api.deps import SESSION_COOKIE as API_SESSION_COOKIE
-from leitstand.web.pages import SESSION_COOKIE, safe_next
+from leitstand.access.identity import SESSION_COOKIE
+from leitstand.web.pages import safe_next
 from tests.conftest import PASSWORD
 
 HTML = {"accept": "text/html"}
@@ -17,10 +17,6 @@ HTML = {"accept": "text/html"}
 def submit_login(client: TestClient, password: str = PASSWORD, next: str = "/", **headers: str) -> Any:
     form = {"username": "acme-admin", "password": password, "next": next}
     return client.post("/login", data=form, headers=headers, follow_redirects=False)
-
-
-def test_pages_and_api_use_the_same_session_cookie() -> None:
-    assert SESSION_COOKIE == API_SESSION_COOKIE
 
 
 def test_a_page_without_a_session_redirects_to_login(client: TestClient) -> None:

@@ -79,6 +79,19 @@ def test_calendar_plans_three_shifts_with_breaks_on_weekdays() -> None:
     assert 1 <= len([h for h in calendar.holidays if h.year == 2026]) <= 2
 
 
+def test_every_third_plant_works_all_week_so_some_plants_produce_on_any_day() -> None:
+    model = parse_asset_model(enterprise_model(plants=3))
+    sites = list(model.by_level(AssetLevel.SITE))
+    sunday = datetime(2026, 3, 8, 12, tzinfo=UTC)
+    planned = [
+        parse_calendar(model.calendars[s.id], s.timezone).planned_intervals(
+            sunday, sunday + timedelta(hours=6)
+        )
+        for s in sites
+    ]
+    assert [bool(p) for p in planned] == [False, False, True]
+
+
 def test_same_seed_gives_the_same_model_and_another_seed_other_cycle_times() -> None:
     assert enterprise_model(plants=2, seed=3) == enterprise_model(plants=2, seed=3)
     assert enterprise_model(plants=2, seed=3) != enterprise_model(plants=2, seed=4)

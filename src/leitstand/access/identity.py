@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,10 +20,29 @@ from leitstand.domain.tenancy import Principal, Role, Tenant
 from leitstand.store.interfaces import MetadataStore
 
 SESSION_LIFETIME = timedelta(hours=12)
+SESSION_COOKIE = "leitstand_session"
 TOKEN_PREFIX = "lst_"
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the response time the same either way.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+class SessionCookieWriter(Protocol):
+    def set_cookie(
+        self,
+        key: str,
+        value: str,
+        *,
+        httponly: bool,
+        samesite: Literal["lax"],
+        secure: bool,
+        expires: datetime,
+    ) -> None: ...
+
+
+def set_session_cookie(response: SessionCookieWriter, secret: str, expires: datetime, secure: bool) -> None:
+    """Set the session cookie the same way for the API's and the page's login."""
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax", secure=secure, expires=expires)
 
 
 def hash_secret(secret: str) -> str:

@@ -60,5 +60,5 @@ def create_app(rt: Runtime) -> FastAPI:
 
     for module in (health, auth, assets, ingest, kpi, live):
         app.include_router(module.router)
-    pages.install(app, rt.identity)
+    pages.install(app, rt.identity, secure_cookie=rt.settings.session_cookie_secure)
     return app

@@ -6,11 +6,10 @@ from collections.abc import Callable
 
 from fastapi import Depends, Request
 
+from leitstand.access.identity import SESSION_COOKIE
 from leitstand.api.runtime import Runtime
 from leitstand.domain.errors import Forbidden, Unauthenticated
 from leitstand.domain.tenancy import Principal, Role
-
-SESSION_COOKIE = "leitstand_session"
 
 
 def runtime(request: Request) -> Runtime:

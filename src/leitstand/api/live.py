@@ -13,10 +13,15 @@ from leitstand.kpi.states import current_states
 
 
 class LiveHub:
-    """Per tenant, an event that is set and replaced on every commit touching that tenant."""
+    """Per tenant, a commit counter and an event that is set and replaced on every commit.
+
+    A stream remembers the counter it last showed, so a commit that lands while the stream is busy
+    building or pacing a snapshot is not missed.
+    """
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._generation: dict[str, int] = defaultdict(int)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -29,12 +34,19 @@ class LiveHub:
 
     def _wake(self, tenants: set[str]) -> None:
         for tenant in tenants:
+            self._generation[tenant] += 1
             event = self._events.pop(tenant, None)
             if event is not None:
                 event.set()
 
-    async def wait(self, tenant: str, timeout: float) -> bool:
-        """Wait for the next commit of `tenant`; False on timeout."""
+    def generation(self, tenant: str) -> int:
+        """How many commits of `tenant` this hub has seen."""
+        return self._generation[tenant]
+
+    async def wait(self, tenant: str, seen: int, timeout: float) -> bool:
+        """Wait until a commit of `tenant` newer than generation `seen`; False on timeout."""
+        if self._generation[tenant] != seen:
+            return True
         event = self._events[tenant]
         try:
             await asyncio.wait_for(event.wait(), timeout)

@@ -7,7 +7,7 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,7 +109,7 @@ def demo(
     ) as progress:
         simulator, access = seed_demo(rt, plants, history, live_start, seed=seed, progress=progress)
     credentials = data_dir / "credentials.json"
-    credentials.write_text(json.dumps(access.__dict__, indent=2))
+    credentials.write_text(json.dumps(asdict(access), indent=2))
     stop = threading.Event()
     live = threading.Thread(
         target=simulator.run_live,

@@ -7,11 +7,14 @@ from typing import Any
 
 from leitstand.store.interfaces import EventStore
 
+# The whole newest row per machine: its reason may be NULL, and must not fall back to an older one.
 CURRENT_STATES_SQL = """
-SELECT asset_id, arg_max(state, ts) AS state, arg_max(reason, ts) AS reason, max(ts) AS since
-FROM states
-WHERE tenant = $tenant AND ts >= $since AND ts <= $now
-GROUP BY asset_id
+SELECT asset_id, state, reason, since FROM (
+    SELECT asset_id, state, reason, ts AS since,
+           row_number() OVER (PARTITION BY asset_id ORDER BY ts DESC) AS newest
+    FROM states
+    WHERE tenant = $tenant AND ts >= $since AND ts <= $now
+) WHERE newest = 1
 ORDER BY asset_id
 """
 

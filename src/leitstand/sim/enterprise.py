@@ -113,7 +113,7 @@ def _plant(index: int, rng: random.Random) -> tuple[dict[str, Any], list[dict[st
         "id": site_id,
         "name": name,
         "timezone": timezone,
-        "calendar": _calendar(saturday=index % 3 == 1, holidays=holidays),
+        "calendar": _calendar(pattern=index % 3, holidays=holidays),
         "areas": areas,
     }
     return site, _plant_products(site_id, machine_cycles, rng)
@@ -127,8 +127,13 @@ def _machine_name(shop: str, machine_type: str, number: int) -> str:
     return f"{label.get(machine_type, 'Machine')} {number}"
 
 
-def _calendar(saturday: bool, holidays: tuple[str, ...]) -> dict[str, Any]:
+def _calendar(pattern: int, holidays: tuple[str, ...]) -> dict[str, Any]:
+    """Three shifts on weekdays (pattern 0), plus a Saturday early shift (1), or all week (2), as
+    plants in high demand run a continuous crew rotation."""
     weekdays = ["mon", "tue", "wed", "thu", "fri"]
+    if pattern == 2:
+        weekdays = [*weekdays, "sat", "sun"]
+    saturday = pattern == 1
     return {
         "shifts": [
             {

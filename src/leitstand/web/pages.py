@@ -6,7 +6,6 @@ live stream with the session cookie, so a page shows exactly what the API lets i
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,19 +17,17 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from leitstand import __version__
-from leitstand.access.identity import IdentityService
+from leitstand.access.identity import SESSION_COOKIE, IdentityService, set_session_cookie
 from leitstand.domain.errors import Forbidden, Unauthenticated
 from leitstand.domain.tenancy import Principal
 
-# The API sets and reads the same cookie (leitstand.api.deps.SESSION_COOKIE); a test checks they agree.
-SESSION_COOKIE = "leitstand_session"
 HERE = Path(__file__).parent
 WINDOW_HOURS = (8, 24, 168)  # the window selector's choices
 DEFAULT_WINDOW_HOURS = 24
 
 
-def install(app: FastAPI, identity: IdentityService) -> None:
-    """Add the page routes and serve /static."""
+def install(app: FastAPI, identity: IdentityService, secure_cookie: bool = False) -> None:
+    """Add the page routes and serve /static; `secure_cookie` marks the session cookie Secure."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     env.globals["version"] = __version__
     env.globals["window_hours"] = WINDOW_HOURS
@@ -75,7 +72,7 @@ def install(app: FastAPI, identity: IdentityService) -> None:
                 error="Unknown user name or wrong password.",
             )
         response = RedirectResponse(target, status_code=303)
-        set_session_cookie(response, secret, expires)
+        set_session_cookie(response, secret, expires, secure_cookie)
         return response
 
     @app.post("/logout", include_in_schema=False)
@@ -98,11 +95,6 @@ def install(app: FastAPI, identity: IdentityService) -> None:
         return page(request, "plant.html", principal=logged_in(request), site_id=site_id)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-
-
-def set_session_cookie(response: Response, secret: str, expires: datetime) -> None:
-    """Set the session cookie with the same attributes as the API's login."""
-    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax", secure=False, expires=expires)
 
 
 def safe_next(target: str) -> str:

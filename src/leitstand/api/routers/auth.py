@@ -7,7 +7,8 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from leitstand.api.deps import SESSION_COOKIE, credential_secret, principal, runtime
+from leitstand.access.identity import SESSION_COOKIE, set_session_cookie
+from leitstand.api.deps import credential_secret, principal, runtime
 from leitstand.api.runtime import Runtime
 from leitstand.domain.tenancy import Principal
 
@@ -34,14 +35,7 @@ def _me(who: Principal) -> dict[str, object]:
 def login(body: LoginRequest, response: Response, rt: Runtime = Depends(runtime)) -> dict[str, object]:
     """Check a password; answer a session token and set it as an HttpOnly cookie."""
     who, secret, expires = rt.identity.login(body.username, body.password)
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.session_cookie_secure,
-        expires=expires,
-    )
+    set_session_cookie(response, secret, expires, rt.settings.session_cookie_secure)
     return {"token": secret, "expires_at": expires.isoformat(), **_me(who)}
 
 

@@ -53,10 +53,11 @@ async def live_stream(
 
     async def events() -> AsyncIterator[bytes]:
         while not await request.is_disconnected():
+            seen = hub.generation(who.tenant_id)
             data = await run_in_threadpool(snapshot, rt, who.tenant_id, within, hours)
             yield b"event: snapshot\ndata: " + orjson.dumps(data) + b"\n\n"
             await asyncio.sleep(rt.settings.live_interval_s)
-            while not await hub.wait(who.tenant_id, KEEPALIVE_S):
+            while not await hub.wait(who.tenant_id, seen, KEEPALIVE_S):
                 if await request.is_disconnected():
                     return
                 yield b": keepalive\n\n"
