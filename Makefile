@@ -48,6 +48,8 @@ $(VENDOR)/.built: src/leitstand/web/package.json src/leitstand/web/package-lock.
 	mkdir -p $(VENDOR)
 	cp src/leitstand/web/node_modules/uplot/dist/uPlot.iife.min.js $(VENDOR)/
 	cp src/leitstand/web/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	cp src/leitstand/web/node_modules/swagger-ui-dist/swagger-ui-bundle.js $(VENDOR)/
+	cp src/leitstand/web/node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
 	touch $@
 
 clean:

@@ -46,6 +46,9 @@ def test_descendants_of_a_site_are_its_areas_lines_and_machines(example_model: d
         (lambda d: d["sites"][0]["areas"][0]["lines"][0]["machines"][0].update(ideal_cycle_s=0), "positive"),
         (lambda d: d["products"][0]["ideal_cycle_s"].update({"nowhere": 2.0}), "unknown machine"),
         (lambda d: d.update(sites={"hh": {}}), "must be a list"),
+        (lambda d: d["sites"][0].update(timezone="Mars/Olympus"), "unknown time zone"),
+        (lambda d: d["sites"][0]["calendar"]["shifts"][0].update(start="6 o'clock"), r"sites\[0\]\.calendar"),
+        (lambda d: d["sites"][0]["calendar"].update(holidays=["Christmas"]), "ISO dates"),
     ],
 )
 def test_invalid_models_are_refused_with_a_specific_message(
@@ -55,3 +58,9 @@ def test_invalid_models_are_refused_with_a_specific_message(
     change(doc)
     with pytest.raises(InputError, match=message):
         parse_asset_model(doc)
+
+
+def test_an_id_with_a_trailing_newline_is_refused(example_model: dict) -> None:
+    example_model["sites"][0]["id"] = "hh\n"
+    with pytest.raises(InputError, match="not a valid id"):
+        parse_asset_model(example_model)

@@ -9,6 +9,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from leitstand.api.runtime import Runtime
+from leitstand.domain.tenancy import Role
 from tests.conftest import login
 
 PROTECTED = [
@@ -18,6 +19,7 @@ PROTECTED = [
     ("POST", "/api/v1/assets"),
     ("POST", "/api/v1/ingest/samples"),
     ("GET", "/api/v1/rejects"),
+    ("GET", "/api/v1/records"),
     ("GET", "/api/v1/kpi/oee"),
     ("GET", "/api/v1/live/snapshot"),
     ("GET", "/api/v1/live/stream"),
@@ -82,6 +84,21 @@ def test_an_expired_session_is_refused(client: TestClient, runtime: Runtime) -> 
     response = client.get("/api/v1/auth/me", headers=headers)
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
+
+
+def test_api_tokens_expire_within_a_year_and_gateways_cannot_mint_them(
+    client: TestClient, admin: dict, runtime: Runtime
+) -> None:
+    assert (
+        client.post("/api/v1/auth/tokens", json={"name": "x", "days": 366}, headers=admin).status_code == 422
+    )
+    issued = client.post("/api/v1/auth/tokens", json={"name": "x"}, headers=admin).json()
+    expires = datetime.fromisoformat(issued["expires_at"])
+    assert timedelta(days=89) < expires - datetime.now(UTC) <= timedelta(days=90)
+    runtime.identity.create_user("acme", "gw-1", "gateway password 1", Role.GATEWAY)
+    gateway = client.post("/api/v1/auth/login", json={"username": "gw-1", "password": "gateway password 1"})
+    headers = {"authorization": f"Bearer {gateway.json()['token']}"}
+    assert client.post("/api/v1/auth/tokens", json={"name": "more"}, headers=headers).status_code == 403
 
 
 def test_an_api_token_works_like_a_session(client: TestClient, admin: dict) -> None:
@@ -173,3 +190,56 @@ def test_unknown_api_paths_are_problem_json_404(client: TestClient) -> None:
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_pages_load_nothing_from_other_hosts(client: TestClient) -> None:
+    import re
+
+    for path in ("/docs", "/login"):
+        html = client.get(path).text
+        external = re.findall(r"""(?:src|href)=["']((?:https?:)?//[^"']+)""", html)
+        assert external == [], (path, external)
+    assert client.get("/static/vendor/swagger-ui-bundle.js").status_code == 200
+
+
+def test_yaml_aliases_are_refused_before_they_expand(client: TestClient, admin: dict) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b]\n"
+    response = client.post(
+        "/api/v1/assets", content=bomb.encode(), headers={**admin, "content-type": "application/yaml"}
+    )
+    assert response.status_code == 422
+    assert "aliases are not accepted" in response.json()["detail"]
+
+
+def test_two_tenants_with_the_same_asset_ids_never_see_each_others_data(
+    client: TestClient, admin: dict, example_model: dict
+) -> None:
+    rival = login(client, "rival-admin")
+    client.post("/api/v1/assets", json=example_model, headers=rival)  # the very same asset ids
+    now = datetime.now(UTC).replace(microsecond=0)
+    acme_data = [
+        {"asset_id": "hh-press-l1-m1", "ts": (now - timedelta(minutes=m)).isoformat(), "state": "RUNNING"}
+        for m in range(1, 4)
+    ]
+    client.post("/api/v1/ingest/states", json=acme_data, headers=admin)
+    client.post(
+        "/api/v1/ingest/states",
+        json=[{"asset_id": "nope", "ts": now.isoformat(), "state": "X"}],
+        headers=admin,
+    )  # one dead letter for acme
+    client.post(
+        "/api/v1/ingest/counts",
+        json=[{"asset_id": "hh-press-l1-m1", "ts": now.isoformat(), "produced": 50}],
+        headers=admin,
+    )
+    records = client.get("/api/v1/records", headers=rival).json()
+    assert {kind: v["count"] for kind, v in records.items()} == {"samples": 0, "states": 0, "counts": 0}
+    assert client.get("/api/v1/rejects", headers=rival).json() == {"rejects": []}
+    snapshot = client.get("/api/v1/live/snapshot?hours=1", headers=rival).json()
+    assert snapshot["states"] == []
+    oee = client.get("/api/v1/kpi/oee?hours=1&level=machine", headers=rival).json()["rows"]
+    assert all(r["inputs"]["produced"] == 0 and r["inputs"]["production_s"] == 0 for r in oee)
+    # and acme does see its own
+    mine = client.get("/api/v1/records", headers=admin).json()
+    assert (mine["states"]["count"], mine["counts"]["count"]) == (3, 1)
+    assert len(client.get("/api/v1/rejects", headers=admin).json()["rejects"]) == 1

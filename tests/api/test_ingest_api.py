@@ -41,7 +41,13 @@ def test_good_json_samples_are_stored_and_queryable(
     t = now()
     result = post(client, admin, "samples", [sample(t - timedelta(seconds=i)) for i in range(5)])
     assert (result["received"], result["accepted"], result["errors"]) == (5, 5, [])
-    assert runtime.events.record_count(RecordKind.SAMPLES, "acme") == 5
+    summary = client.get("/api/v1/records", headers=admin).json()
+    assert summary["samples"] == {
+        "count": 5,
+        "first_ts": (t - timedelta(seconds=4)).isoformat(),
+        "last_ts": t.isoformat(),
+    }
+    assert summary["states"]["count"] == 0
 
 
 @pytest.mark.parametrize(
@@ -124,6 +130,16 @@ def test_counts_need_scrap_within_produced(client: TestClient, admin: dict) -> N
     assert result["accepted"] == 1
 
 
+def post_parquet(client: TestClient, headers: dict, kind: str, table: pa.Table):
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return client.post(
+        f"/api/v1/ingest/{kind}",
+        content=sink.getvalue(),
+        headers={**headers, "content-type": "application/vnd.apache.parquet"},
+    )
+
+
 def arrow_samples(n: int, start: datetime) -> pa.Table:
     return pa.table(
         {
@@ -162,13 +178,7 @@ def test_arrow_ipc_and_parquet_bodies_are_accepted(client: TestClient, admin: di
 def test_arrow_rows_with_nan_are_dead_lettered_by_row_index(client: TestClient, admin: dict) -> None:
     table = arrow_samples(5, now() - timedelta(seconds=10))
     table = table.set_column(3, "value", pa.array([1.0, float("nan"), 2.0, float("inf"), 3.0]))
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    result = client.post(
-        "/api/v1/ingest/samples",
-        content=sink.getvalue(),
-        headers={**admin, "content-type": "application/vnd.apache.parquet"},
-    ).json()
+    result = post_parquet(client, admin, "samples", table).json()
     assert [(e["index"], e["code"]) for e in result["errors"]] == [
         (1, "non_finite_value"),
         (3, "non_finite_value"),
@@ -199,13 +209,7 @@ def test_an_unreadable_body_is_refused_whole_with_a_specific_problem(
 
 def test_an_arrow_table_with_a_wrong_column_type_names_the_column(client: TestClient, admin: dict) -> None:
     table = pa.table({"asset_id": [M1], "signal": ["temperature"], "ts": ["not a time"], "value": [1.0]})
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    response = client.post(
-        "/api/v1/ingest/samples",
-        content=sink.getvalue(),
-        headers={**admin, "content-type": "application/vnd.apache.parquet"},
-    )
+    response = post_parquet(client, admin, "samples", table)
     assert response.status_code == 422
     assert "'ts'" in response.json()["detail"]
 
@@ -281,3 +285,56 @@ def test_records_land_in_the_callers_tenant_only(client: TestClient, runtime: Ru
     result = post(client, rival, "samples", [sample(now())])
     assert result["errors"][0]["code"] == "unknown_asset"  # rival has no such asset; acme's are invisible
     assert runtime.events.record_count(RecordKind.SAMPLES, "acme") == 0
+
+
+def test_a_null_in_a_required_arrow_column_dead_letters_only_that_record(
+    client: TestClient, admin: dict, runtime: Runtime
+) -> None:
+    t = now()
+    table = pa.table(
+        {
+            "asset_id": [M1, M1, M1],
+            "ts": pa.array([t - timedelta(minutes=i) for i in range(3)], pa.timestamp("us", tz="UTC")),
+            "state": ["RUNNING", None, "DOWN"],
+        }
+    )
+    response = post_parquet(client, admin, "states", table)
+    assert response.status_code == 200, response.text
+    assert [(e["index"], e["code"]) for e in response.json()["errors"]] == [(1, "missing_field")]
+    assert runtime.events.record_count(RecordKind.STATES, "acme") == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad", "code"),
+    [
+        ("samples", lambda t: {**sample(t), "ts": 1e15}, "invalid_timestamp"),
+        ("samples", lambda t: {**sample(t), "ts": "9999-12-31T23:59:59-01:00"}, "invalid_timestamp"),
+        ("counts", lambda t: {"asset_id": M1, "ts": iso(t), "produced": 2**63}, "out_of_range"),
+    ],
+)
+def test_a_json_value_too_large_to_store_is_dead_lettered_alone(
+    client: TestClient, admin: dict, runtime: Runtime, kind: str, bad, code: str
+) -> None:
+    t = now()
+    good = {"samples": sample(t), "counts": {"asset_id": M1, "ts": iso(t), "produced": 1}}[kind]
+    result = post(client, admin, kind, [good, bad(t)])
+    assert (result["accepted"], result["errors"][0]["index"], result["errors"][0]["code"]) == (1, 1, code)
+    assert runtime.events.rejects("acme").column("reason_code").to_pylist() == [code]
+
+
+def test_a_body_with_more_records_than_the_limit_is_refused_with_413(
+    client: TestClient, admin: dict, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.settings, "max_request_records", 10)
+    parquet = io.BytesIO()
+    pq.write_table(arrow_samples(11, now() - timedelta(minutes=1)), parquet)
+    json_response = client.post("/api/v1/ingest/samples", json=[sample(now())] * 11, headers=admin)
+    pq_response = client.post(
+        "/api/v1/ingest/samples",
+        content=parquet.getvalue(),
+        headers={**admin, "content-type": "application/vnd.apache.parquet"},
+    )
+    for response in (json_response, pq_response):
+        assert response.status_code == 413
+        assert "max_request_records" in response.json()["detail"]
+    assert post(client, admin, "samples", [sample(now())] * 10)["received"] == 10

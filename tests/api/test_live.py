@@ -77,3 +77,27 @@ def test_the_session_cookie_is_secure_when_configured(tmp_path) -> None:
         )
     assert "secure" in api.headers["set-cookie"].lower()
     assert "secure" in page.headers["set-cookie"].lower()
+
+
+def test_a_stream_ends_when_its_session_is_logged_out(demo_server: DemoServer) -> None:
+    login = httpx.post(
+        f"{demo_server.base_url}/api/v1/auth/login",
+        json={"username": demo_server.username, "password": demo_server.password},
+    )
+    token = login.json()["token"]
+    headers = {"authorization": f"Bearer {token}"}
+    events: list[str] = []
+    with httpx.stream(
+        "GET", f"{demo_server.base_url}/api/v1/live/stream?hours=1", headers=headers, timeout=30
+    ) as response:
+        lines = response.iter_lines()
+        for line in lines:
+            if line.startswith("event: "):
+                events.append(line[7:])
+                if events == ["snapshot"]:
+                    httpx.post(f"{demo_server.base_url}/api/v1/auth/logout", headers=headers)
+                    demo_server.ingest_more(minutes=1)  # wakes the stream, which re-checks its credential
+                if line == "event: end":
+                    break
+    assert events[0] == "snapshot"
+    assert events[-1] == "end"

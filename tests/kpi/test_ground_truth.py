@@ -56,7 +56,7 @@ def by_machine(rows: list[dict]) -> dict[str, dict]:
 def test_every_machines_time_model_matches_the_ground_truth(simulated, hours: tuple[int, int]) -> None:
     rt, simulator, start, _end = simulated
     lo, hi = start + timedelta(hours=hours[0]), start + timedelta(hours=hours[1])
-    computed = by_machine(rt.oee.compute(TENANT, lo, hi))
+    computed = by_machine(rt.oee.compute(TENANT, lo, hi).rows)
     truth = simulator.ground_truth.oee_times(lo, hi)
     assert set(computed) == set(truth)
     assert sum(t["production_s"] for t in truth.values()) > 0
@@ -67,7 +67,7 @@ def test_every_machines_time_model_matches_the_ground_truth(simulated, hours: tu
 
 def test_the_enterprise_oee_is_the_ratio_of_summed_truth(simulated) -> None:
     rt, simulator, start, end = simulated
-    rows = rt.oee.compute(TENANT, start, end)
+    rows = rt.oee.compute(TENANT, start, end).rows
     enterprise = next(r for r in rows if r["level"] == "enterprise")
     truth = simulator.ground_truth.oee_times(start, end).values()
     pbt = sum(t["pot_s"] - t["planned_down_s"] for t in truth)

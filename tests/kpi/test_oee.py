@@ -65,6 +65,15 @@ MODEL = {
     ],
 }
 
+# A second site without a calendar (planned around the clock) and a machine without any ideal cycle time.
+MODEL["sites"].append(
+    {
+        "id": "s2",
+        "timezone": "Asia/Shanghai",
+        "areas": [{"id": "a2", "lines": [{"id": "l2", "machines": [{"id": "m9"}]}]}],
+    }
+)
+
 
 @pytest.fixture
 def stores(tmp_path: Path) -> Iterator[tuple[DuckDBEventStore, OeeService]]:
@@ -127,7 +136,7 @@ def classic_shift(events: DuckDBEventStore) -> None:
 def test_the_classic_480_minute_shift_gives_the_textbook_figures(stores) -> None:
     events, oee = stores
     classic_shift(events)
-    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)), "machine", "m1")
+    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
     assert m1["inputs"]["pot_s"] == 420 * 60
     assert m1["inputs"]["pbt_s"] == 420 * 60
     assert m1["inputs"]["production_s"] == 373 * 60
@@ -142,7 +151,7 @@ def test_the_classic_480_minute_shift_gives_the_textbook_figures(stores) -> None
 def test_time_outside_the_shift_and_in_breaks_is_not_planned(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", DAY, "RUNNING")])  # running all day long
-    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)), "machine", "m1")
+    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
     assert m1["inputs"]["production_s"] == 420 * 60
     assert m1["availability"] == 1.0
 
@@ -150,7 +159,7 @@ def test_time_outside_the_shift_and_in_breaks_is_not_planned(stores) -> None:
 def test_planned_maintenance_leaves_planned_busy_time(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", at(0), "PLANNED_MAINTENANCE"), ("m1", at(60), "RUNNING")])
-    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)), "machine", "m1")
+    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
     assert m1["inputs"]["planned_down_s"] == 60 * 60
     assert m1["inputs"]["pbt_s"] == 360 * 60
     assert m1["availability"] == 1.0
@@ -159,7 +168,7 @@ def test_planned_maintenance_leaves_planned_busy_time(stores) -> None:
 def test_time_without_a_known_state_and_unmapped_states_are_shown_as_unknown(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", at(60), "RUNNING"), ("m1", at(120), "WEIRD_PLC_CODE_7")])
-    m1 = row(oee.compute("acme", at(0), at(180)), "machine", "m1")
+    m1 = row(oee.compute("acme", at(0), at(180)).rows, "machine", "m1")
     # 60 min before the first state, and 45 min in the unmapped state (the break at 08:00 is not planned)
     assert m1["inputs"]["unknown_s"] == 105 * 60
     assert m1["inputs"]["unmapped_state_s"] == 45 * 60
@@ -169,23 +178,77 @@ def test_time_without_a_known_state_and_unmapped_states_are_shown_as_unknown(sto
 def test_the_state_before_the_window_carries_into_it(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", at(0), "DOWN")])
-    m1 = row(oee.compute("acme", at(60), at(90)), "machine", "m1")
+    m1 = row(oee.compute("acme", at(60), at(90)).rows, "machine", "m1")
     assert m1["inputs"]["down_s"] == 30 * 60
 
 
-def test_units_without_an_ideal_cycle_time_are_counted_visibly(stores) -> None:
+def test_a_product_without_its_own_cycle_time_uses_the_machines_default(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", at(0), "RUNNING")])
     write_counts(events, [("m1", at(10), 100, 0)], product="unknown-product")
-    m1 = row(oee.compute("acme", at(0), at(60)), "machine", "m1")
+    m1 = row(oee.compute("acme", at(0), at(60)).rows, "machine", "m1")
     assert m1["inputs"]["ideal_s"] == 100.0  # machine default of 1.0 s applies
     assert m1["inputs"]["units_without_ideal_cycle"] == 0
+
+
+def test_units_without_any_ideal_cycle_time_are_counted_visibly_and_earn_no_ideal_time(stores) -> None:
+    events, oee = stores
+    write_states(events, [("m9", at(0), "RUNNING")])
+    write_counts(events, [("m9", at(10), 70, 5)])
+    m9 = row(oee.compute("acme", at(0), at(60)).rows, "machine", "m9")
+    assert m9["inputs"]["units_without_ideal_cycle"] == 70
+    assert (m9["inputs"]["produced"], m9["inputs"]["ideal_s"], m9["performance"]) == (70, 0, 0)
+
+
+def test_a_window_reaching_into_the_future_ends_now(tmp_path) -> None:
+    events = DuckDBEventStore(None)
+    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    metadata.ensure_tenant(Tenant("acme", "ACME"))
+    metadata.import_asset_model("acme", parse_asset_model(MODEL))
+    now = at(60)
+    oee = OeeService(events, metadata, AssetCache(metadata), clock=lambda: now)
+    write_states(events, [("m1", at(0), "RUNNING")])
+    answer = oee.compute("acme", at(0), at(480))
+    m1 = row(answer.rows, "machine", "m1")
+    assert answer.end == now
+    assert m1["inputs"]["pot_s"] == m1["inputs"]["production_s"] == 60 * 60
+    metadata.close()
+    events.close()
+
+
+def test_overlapping_shifts_count_planned_time_and_units_once(tmp_path) -> None:
+    model = {
+        **MODEL,
+        "sites": [
+            {
+                **MODEL["sites"][0],
+                "calendar": {
+                    "shifts": [
+                        {"start": "06:00", "end": "14:00", "days": ["wed"]},
+                        {"start": "13:00", "end": "22:00", "days": ["wed"]},
+                    ]
+                },
+            }
+        ],
+    }
+    events = DuckDBEventStore(None)
+    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    metadata.ensure_tenant(Tenant("acme", "ACME"))
+    metadata.import_asset_model("acme", parse_asset_model(model))
+    oee = OeeService(events, metadata, AssetCache(metadata))
+    write_states(events, [("m1", at(0), "RUNNING")])
+    write_counts(events, [("m1", at(7.5 * 60), 100, 0)])  # 13:30, inside both shifts
+    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
+    assert m1["inputs"]["pot_s"] == m1["inputs"]["production_s"] == 16 * 3600
+    assert m1["inputs"]["produced"] == 100
+    metadata.close()
+    events.close()
 
 
 def test_a_window_with_no_planned_time_has_no_ratios(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", DAY, "RUNNING")])
-    m1 = row(oee.compute("acme", DAY, DAY + timedelta(hours=5)), "machine", "m1")
+    m1 = row(oee.compute("acme", DAY, DAY + timedelta(hours=5)).rows, "machine", "m1")
     assert (m1["inputs"]["pbt_s"], m1["oee"], m1["availability"]) == (0, None, None)
 
 
@@ -197,7 +260,7 @@ def test_the_line_rolls_up_times_and_quantities_and_never_averages_ratios(stores
         events, [("m2", at(0), "PLANNED_MAINTENANCE"), ("m2", at(240), "RUNNING"), ("m2", at(300), "DOWN")]
     )
     write_counts(events, [("m2", at(290), 1_500, 0)])
-    rows = oee.compute("acme", DAY, DAY + timedelta(days=1))
+    rows = oee.compute("acme", DAY, DAY + timedelta(days=1)).rows
     m1, m2, line = row(rows, "machine", "m1"), row(rows, "machine", "m2"), row(rows, "line", "l1")
     pbt = m1["inputs"]["pbt_s"] + m2["inputs"]["pbt_s"]
     assert m2["inputs"]["pbt_s"] < m1["inputs"]["pbt_s"]
@@ -206,11 +269,12 @@ def test_the_line_rolls_up_times_and_quantities_and_never_averages_ratios(stores
         (m1["inputs"]["production_s"] + m2["inputs"]["production_s"]) / pbt
     )
     assert abs(line["oee"] - (m1["oee"] + m2["oee"]) / 2) > 0.05  # the mean of ratios would be wrong
-    for level in ("area", "site", "enterprise"):
-        assert (
-            row(rows, level, {"area": "a1", "site": "s1", "enterprise": "acme"}[level])["oee"] == line["oee"]
-        )
+    assert row(rows, "area", "a1")["oee"] == row(rows, "site", "s1")["oee"] == line["oee"]
     assert line["machines"] == 2
+    m9 = row(rows, "machine", "m9")  # another site, planned all day, never ran
+    enterprise = row(rows, "enterprise", "acme")
+    assert enterprise["inputs"]["pbt_s"] == pbt + m9["inputs"]["pbt_s"]
+    assert enterprise["oee"] == pytest.approx(line["inputs"]["good_ideal_s"] / enterprise["inputs"]["pbt_s"])
 
 
 state_names = st.sampled_from(["RUNNING", "DOWN", "IDLE", "SETUP", "MICROSTOP", "PLANNED_MAINTENANCE", "XYZ"])
@@ -233,9 +297,9 @@ def test_a_window_split_in_two_adds_up_to_the_whole(stores, changes, counts, spl
     write_states(events, [("m1", at(m), s) for m, s in changes])
     if counts:
         write_counts(events, [("m1", at(m), n, n // 10) for m, n in counts])
-    whole = row(oee.compute("acme", at(0), at(600)), "machine", "m1")["inputs"]
-    first = row(oee.compute("acme", at(0), at(split)), "machine", "m1")["inputs"]
-    second = row(oee.compute("acme", at(split), at(600)), "machine", "m1")["inputs"]
+    whole = row(oee.compute("acme", at(0), at(600)).rows, "machine", "m1")["inputs"]
+    first = row(oee.compute("acme", at(0), at(split)).rows, "machine", "m1")["inputs"]
+    second = row(oee.compute("acme", at(split), at(600)).rows, "machine", "m1")["inputs"]
     for key, value in whole.items():
         assert first[key] + second[key] == pytest.approx(value, abs=1e-6), key
     times = ("production_s", "setup_s", "delay_s", "down_s", "planned_down_s", "unknown_s")

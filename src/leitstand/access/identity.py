@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -23,6 +24,9 @@ SESSION_LIFETIME = timedelta(hours=12)
 SESSION_COOKIE = "leitstand_session"
 TOKEN_PREFIX = "lst_"
 _hasher = PasswordHasher()
+# Each Argon2 verification takes 64 MiB and a core for tens of milliseconds; at most this many run at once,
+# so a burst of login attempts queues instead of exhausting memory.
+_VERIFY_SLOTS = threading.BoundedSemaphore(2)
 # Verifying against this when the user does not exist keeps the response time the same either way.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
@@ -72,7 +76,8 @@ class IdentityService:
         """Check a password; return the principal, a new session secret and its expiry."""
         found = self._metadata.user_by_name(username)
         try:
-            _hasher.verify(found[1] if found else _DUMMY_HASH, password)
+            with _VERIFY_SLOTS:
+                _hasher.verify(found[1] if found else _DUMMY_HASH, password)
         except (VerificationError, InvalidHashError):
             found = None
         if found is None:

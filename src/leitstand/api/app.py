@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from prometheus_client import Counter, Histogram
 
 from leitstand import __version__
@@ -40,7 +41,7 @@ def create_app(rt: Runtime) -> FastAPI:
         version=__version__,
         summary="Open industrial cloud: connected plants, OEE, faults, logistics, supply chain.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below from local assets, never from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -60,5 +61,17 @@ def create_app(rt: Runtime) -> FastAPI:
 
     for module in (health, auth, assets, ingest, kpi, live):
         app.include_router(module.router)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        """Swagger UI for the OpenAPI document, with its assets from /static/vendor."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Leitstand API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
     pages.install(app, rt.identity, secure_cookie=rt.settings.session_cookie_secure)
     return app

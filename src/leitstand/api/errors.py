@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +37,7 @@ def _wants_html(request: Request) -> bool:
 def render(request: Request, status: int, code: str, detail: str, **extra: Any) -> Response:
     if _wants_html(request):
         if status == 401:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
         return HTMLResponse(
             f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{_escape(detail)}</p>",
             status_code=status,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leitstand.api.runtime import Runtime
 from leitstand.domain.assets import AssetLevel
 from leitstand.kpi.states import current_states
+
+MAX_SHARED_SNAPSHOTS = 256
 
 
 class LiveHub:
@@ -22,6 +26,7 @@ class LiveHub:
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._generation: dict[str, int] = defaultdict(int)
+        self._snapshots: dict[tuple[str, str | None, float], tuple[int, float, dict[str, Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -38,6 +43,26 @@ class LiveHub:
             event = self._events.pop(tenant, None)
             if event is not None:
                 event.set()
+
+    async def snapshot(
+        self,
+        key: tuple[str, str | None, float],
+        generation: int,
+        max_age_s: float,
+        compute: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """The snapshot for `key`, shared by every stream that asks within `max_age_s` of the same commit
+        generation: a hundred viewers of one plant cost one query, not a hundred."""
+        cached = self._snapshots.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] == generation and now - cached[1] < max_age_s:
+            return cached[2]
+        data = await compute()
+        self._snapshots.pop(key, None)
+        self._snapshots[key] = (generation, now, data)
+        while len(self._snapshots) > MAX_SHARED_SNAPSHOTS:  # oldest first: dicts keep insertion order
+            self._snapshots.pop(next(iter(self._snapshots)))
+        return data
 
     def generation(self, tenant: str) -> int:
         """How many commits of `tenant` this hub has seen."""
@@ -59,7 +84,7 @@ def snapshot(rt: Runtime, tenant: str, within: str | None, hours: float) -> dict
     """What a live page shows: OEE rows over the last `hours`, and the current state of each machine."""
     now = datetime.now(UTC)
     start = now - timedelta(hours=hours)
-    rows = rt.oee.compute(tenant, start, now, within=within)
+    rows = rt.oee.compute(tenant, start, now, within=within).rows
     assets = rt.asset_cache.assets(tenant)
     machines = {a.id: a for a in assets if a.level is AssetLevel.MACHINE}
     keep = {r["id"] for r in rows if r["level"] == "machine"}

@@ -27,6 +27,7 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
 
 

@@ -63,6 +63,24 @@ def seed_demo(
     return simulator, DemoAccess(url, TENANT, "admin", password, token)
 
 
+MARKER = ".leitstand-demo"
+
+
+def reset_demo_dir(data_dir: Path) -> None:
+    """Empty a demo's data dir for a fresh start; refuse a non-empty folder the demo did not create."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / MARKER).exists():
+            raise typer.BadParameter(
+                f"{data_dir} is not empty and was not made by `leitstand demo`; choose another --data-dir",
+                param_hint="--data-dir",
+            )
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / MARKER).write_text(
+        "made by `leitstand demo`; the demo empties this folder at its next start\n"
+    )
+
+
 def demo(
     data_dir: Path = typer.Option(
         Path("leitstand-data/demo"), help="Where the demo keeps its data (reset at start)."
@@ -85,8 +103,7 @@ def demo(
             "--speed above 1 needs --duration: the simulated clock may not pass the real one"
         )
     started = time.perf_counter()
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
+    reset_demo_dir(data_dir)
     # History is backfilled up to the point from which the live phase, at `speed`, catches up with now.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     live_start = now - timedelta(seconds=(speed - 1) * (duration or 0))
@@ -133,4 +150,6 @@ def demo(
         run_server(rt, on_started=announce, stop_after_s=duration)
     finally:
         stop.set()
-        live.join(timeout=10)
+        if live.is_alive():
+            live.join(timeout=10)
+        rt.stop()

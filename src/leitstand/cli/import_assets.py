@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 import typer
-import yaml
 
+from leitstand.api.documents import load_document
 from leitstand.cli.common import console, settings_from
 from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.errors import LeitstandError
@@ -46,9 +46,9 @@ def import_assets(
     settings = settings_from(config, data_dir=data_dir)
     metadata = SqlMetadataStore(settings.metadata_database_url)
     try:
-        model = parse_asset_model(yaml.safe_load(text))
+        model = parse_asset_model(load_document(text, "yaml"))  # YAML is a superset of JSON
         console.print(metadata.import_asset_model(tenant, model))
-    except (LeitstandError, yaml.YAMLError) as exc:
+    except LeitstandError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise SystemExit(2) from exc
     finally:

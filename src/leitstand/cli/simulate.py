@@ -42,17 +42,21 @@ def simulate(
         )
         response.raise_for_status()
         console.print(f"asset model imported: {response.json()}")
-    sink = HttpSink(url, token)
     simulator = Simulator(doc, seed=seed)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     live_start = now - timedelta(seconds=(speed - 1) * (duration or 0))
-    if history_hours:
-        simulator.backfill(sink, tenant, live_start - timedelta(hours=history_hours), live_start)
     stop = threading.Event()
-    if duration:
-        threading.Timer(duration, stop.set).start()
-    console.print(f"streaming {plants} plants to {url} (tenant {tenant}); Ctrl-C stops")
-    try:
-        simulator.run_live(sink, tenant, live_start, stop, speed=speed)
-    except KeyboardInterrupt:
-        stop.set()
+    with HttpSink(url, token) as sink:
+        if history_hours:
+            simulator.backfill(sink, tenant, live_start - timedelta(hours=history_hours), live_start)
+        timer = threading.Timer(duration, stop.set) if duration else None
+        if timer is not None:
+            timer.start()
+        console.print(f"streaming {plants} plants to {url} (tenant {tenant}); Ctrl-C stops")
+        try:
+            simulator.run_live(sink, tenant, live_start, stop, speed=speed)
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            if timer is not None:
+                timer.cancel()

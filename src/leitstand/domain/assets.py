@@ -7,9 +7,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from leitstand.domain.calendar import parse_calendar
 from leitstand.domain.errors import InputError
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 class AssetLevel(StrEnum):
@@ -36,7 +37,7 @@ _LEVEL_ORDER = list(AssetLevel)
 
 def check_id(value: object, what: str) -> str:
     """Return `value` if it is a valid stable id (topic- and URL-safe), else raise InputError."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InputError(
             f"{what} {value!r} is not a valid id: 1-64 characters of letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
@@ -137,7 +138,13 @@ def _walk(
             if calendar is not None:
                 if not isinstance(calendar, dict):
                     raise InputError(f"asset model: {here}.calendar must be a mapping")
+                try:
+                    parse_calendar(calendar, asset.timezone)
+                except InputError as exc:
+                    raise InputError(f"asset model: {here}.{exc}") from exc
                 calendars[asset.id] = calendar
+            else:
+                parse_calendar(None, asset.timezone)  # the time zone must exist even without a calendar
         out.append(asset)
         child_key = _CHILD_KEYS.get(level)
         child_level = level.child

@@ -72,7 +72,8 @@ DEFAULT_STATE_CATEGORIES: dict[str, TimeCategory] = {
 
 @dataclass(frozen=True, slots=True)
 class OeeTimes:
-    """Summed times (seconds) and ideal times of one machine or roll-up over one window."""
+    """Summed times (seconds) and ideal times of one machine or roll-up over one window, and the ratios
+    they give: the one definition of the OEE formulas (the query engine computes only the sums)."""
 
     pot_s: float
     planned_down_s: float

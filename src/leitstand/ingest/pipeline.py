@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from leitstand.bus.inprocess import BoundedQueue, QueueClosed
 from leitstand.domain.errors import NotReady, Overloaded
 from leitstand.domain.records import SPECS, RecordKind
-from leitstand.ingest.decode import Decoded, conform
+from leitstand.ingest.conform import Decoded, conform
 from leitstand.ingest.sink import IngestResult, RecordError
 from leitstand.ingest.validate import AssetCatalog, IngestPolicy, first_failures, run_checks
 from leitstand.store.interfaces import REJECTS_SCHEMA, EventStore, WriteBatch
@@ -67,7 +67,6 @@ class IngestPipeline:
         self._clock = clock
         self._listeners: list[Callable[[set[str]], None]] = []
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
 
     # lifecycle -------------------------------------------------------------------------------------
 
@@ -108,37 +107,17 @@ class IngestPipeline:
         if not self.running:
             raise NotReady("the ingest writer is not running")
         kind = RecordKind(kind)
-        table = decoded.table
-        checks = run_checks(kind, table, tenant, self._catalog(tenant), self.policy, self._clock())
-        errors = list(decoded.errors)
-        reject_rows: list[tuple[str, str, str, str]] = [
-            ("dead_letter", e.code, e.message, _json(decoded.raw_rejects.get(e.index))) for e in errors
-        ]
-        if checks:
-            which, bad = first_failures(checks, table.num_rows)
-            positions = (
-                decoded.positions.to_numpy() if decoded.positions is not None else np.arange(table.num_rows)
-            )
-            bad_rows = np.flatnonzero(bad)
-            rejected = table.take(pa.array(bad_rows)).to_pylist()
-            for row_index, record in zip(bad_rows, rejected, strict=True):
-                check = checks[which[row_index]]
-                errors.append(
-                    RecordError(int(positions[row_index]), check.code, check.message, check.outcome)
-                )
-                reject_rows.append((check.outcome, check.code, check.message, _json(record)))
-            table = table.filter(pa.array(~bad))
-        errors.sort(key=lambda e: e.index)
-        table = table.set_column(0, "tenant", pc.fill_null(table["tenant"], tenant))
-        rejects = _rejects_table(tenant, kind, self._clock(), reject_rows) if reject_rows else None
+        table, errors, rejects = self._validate(tenant, kind, decoded)
         quarantined = sum(1 for e in errors if e.outcome == "quarantine")
         for outcome, n in (("dead_letter", len(errors) - quarantined), ("quarantine", quarantined)):
             if n:
                 RECORDS.labels(kind.value, outcome).inc(n)
 
         job = _Job(WriteBatch(kind, table, rejects), tenant, Future())
+        # Rejects wait for the writer too, so they count against the queue's bound.
+        size = table.num_rows + (rejects.num_rows if rejects is not None else 0)
         try:
-            queued = self._queue.put(job, max(table.num_rows, 1), timeout=self._block_timeout_s)
+            queued = self._queue.put(job, max(size, 1), timeout=self._block_timeout_s)
         except QueueClosed as exc:
             raise NotReady("the ingest pipeline is shutting down") from exc
         if not queued:
@@ -172,6 +151,51 @@ class IngestPipeline:
         job.future.add_done_callback(done)
         return result
 
+    def _validate(
+        self, tenant: str, kind: RecordKind, decoded: Decoded
+    ) -> tuple[pa.Table, list[RecordError], pa.Table | None]:
+        """The records that pass every check (tenant filled in), every rejected record's error in
+        request order, and the rejects to store (None when there are none)."""
+        table = decoded.table
+        errors = list(decoded.errors)
+        rejected: list[pa.Table] = []
+        if errors:
+            rejected.append(
+                _reject_rows(
+                    pa.array([e.outcome for e in errors]),
+                    pa.array([e.code for e in errors]),
+                    pa.array([e.message for e in errors]),
+                    pa.array([_json(decoded.raw_rejects.get(e.index)) for e in errors], pa.string()),
+                )
+            )
+        checks = run_checks(kind, table, tenant, self._catalog(tenant), self.policy, self._clock())
+        if checks:
+            which, bad = first_failures(checks, table.num_rows)
+            positions = (
+                decoded.positions.to_numpy() if decoded.positions is not None else np.arange(table.num_rows)
+            )
+            bad_rows = np.flatnonzero(bad)
+            errors.extend(
+                RecordError(int(positions[row]), checks[c].code, checks[c].message, checks[c].outcome)
+                for row, c in zip(bad_rows, which[bad_rows], strict=True)
+            )
+            failed = pa.array(which[bad_rows])
+            rejected.append(
+                _reject_rows(
+                    pa.array([c.outcome for c in checks]).take(failed),
+                    pa.array([c.code for c in checks]).take(failed),
+                    pa.array([c.message for c in checks]).take(failed),
+                    _records_json(table, bad_rows),
+                )
+            )
+            table = table.filter(pa.array(~bad))
+        errors.sort(key=lambda e: e.index)
+        table = table.set_column(0, "tenant", pc.fill_null(table["tenant"], tenant))
+        rejects = (
+            _rejects_table(tenant, kind, self._clock(), pa.concat_tables(rejected)) if rejected else None
+        )
+        return table, errors, rejects
+
     # writer ----------------------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
@@ -183,43 +207,81 @@ class IngestPipeline:
             if not jobs:
                 continue
             QUEUE_RECORDS.set(self._queue.size)
-            started = time.perf_counter()
-            try:
-                added = self._store.write([j.batch for j in jobs])
-            except Exception as exc:
-                log.exception("writing %d batches failed; none of them is acknowledged", len(jobs))
-                for job in jobs:
-                    job.future.set_exception(exc)
+            stored = self._write(jobs)
+            if not stored:
                 continue
-            WRITE_SECONDS.observe(time.perf_counter() - started)
-            for job, n in zip(jobs, added, strict=True):
-                job.future.set_result(n)
-            tenants = {j.tenant for j in jobs}
+            tenants = {j.tenant for j in stored}
             for listener in list(self._listeners):
                 try:
                     listener(tenants)
                 except Exception:
                     log.exception("a commit listener failed")
 
+    def _write(self, jobs: list[_Job]) -> list[_Job]:
+        """Store the jobs in one transaction and resolve their futures; return those stored. When the
+        transaction fails, each job is written on its own, so a faulty batch fails only its own request."""
+        started = time.perf_counter()
+        try:
+            added = self._store.write([j.batch for j in jobs])
+        except Exception as exc:
+            if len(jobs) > 1:
+                log.warning(
+                    "a transaction of %d batches failed (%s); writing them one by one", len(jobs), exc
+                )
+                return [job for job in jobs if self._write([job])]
+            log.exception(
+                "writing a batch of %s for %s failed; it is not acknowledged",
+                jobs[0].batch.kind,
+                jobs[0].tenant,
+            )
+            jobs[0].future.set_exception(exc)
+            return []
+        WRITE_SECONDS.observe(time.perf_counter() - started)
+        for job, n in zip(jobs, added, strict=True):
+            job.future.set_result(n)
+        return jobs
+
 
 def _json(record: object) -> str:
     return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _rejects_table(
-    tenant: str, kind: RecordKind, received_at: datetime, rows: list[tuple[str, str, str, str]]
+# Rejected rows are turned into Python objects (to serialise them as JSON) this many at a time, so an
+# entirely bad batch of millions of rows never holds millions of objects at once.
+_REJECT_CHUNK_ROWS = 10_000
+
+
+def _records_json(table: pa.Table, rows: np.ndarray) -> pa.ChunkedArray:
+    """The given rows of `table`, each as a JSON object string."""
+    chunks = [
+        pa.array(
+            [_json(r) for r in table.take(pa.array(rows[i : i + _REJECT_CHUNK_ROWS])).to_pylist()],
+            pa.string(),
+        )
+        for i in range(0, len(rows), _REJECT_CHUNK_ROWS)
+    ]
+    return pa.chunked_array(chunks, pa.string())
+
+
+def _reject_rows(
+    outcome: pa.Array, code: pa.Array, reason: pa.Array, record: pa.Array | pa.ChunkedArray
 ) -> pa.Table:
-    outcome, code, reason, record = zip(*rows, strict=True)
-    n = len(rows)
+    """Rejected records with their reasons; _rejects_table adds what they have in common."""
+    return pa.table({"outcome": outcome, "reason_code": code, "reason": reason, "record": record})
+
+
+def _rejects_table(tenant: str, kind: RecordKind, received_at: datetime, rows: pa.Table) -> pa.Table:
+    """The rejects in REJECTS_SCHEMA, for the dead-letter store."""
+    n = rows.num_rows
+    constant = {
+        "tenant": pa.scalar(tenant, pa.string()),
+        "kind": pa.scalar(kind.value, pa.string()),
+        "received_at": pa.scalar(received_at, REJECTS_SCHEMA.field("received_at").type),
+    }
     return pa.table(
         {
-            "tenant": [tenant] * n,
-            "kind": [kind.value] * n,
-            "received_at": pa.array([received_at] * n, REJECTS_SCHEMA.field("received_at").type),
-            "outcome": list(outcome),
-            "reason_code": list(code),
-            "reason": list(reason),
-            "record": list(record),
+            f.name: pa.repeat(constant[f.name], n) if f.name in constant else rows[f.name]
+            for f in REJECTS_SCHEMA
         },
         schema=REJECTS_SCHEMA,
     )

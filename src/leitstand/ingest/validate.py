@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from leitstand.domain.records import Quality, RecordKind
+from leitstand.domain.records import SPECS, Quality, RecordKind
 
 MAX_STATE_LENGTH = 64
 
@@ -50,14 +50,14 @@ def run_checks(
     checks: list[Check] = []
 
     def add(code: str, outcome: str, mask: pa.Array | pa.ChunkedArray, message: str) -> None:
-        # A null (from a missing field) fails only the missing-field check, which comes first.
+        # A null (from a missing field) fails only the missing-field checks, which come first.
         mask = pc.fill_null(mask, False)
         if isinstance(mask, pa.ChunkedArray):
             mask = mask.combine_chunks()
         if pc.any(mask).as_py():
             checks.append(Check(code, outcome, mask, message))
 
-    for name in ("asset_id", "ts"):
+    for name in SPECS[kind].required:
         add("missing_field", "dead_letter", pc.is_null(table[name]), f"field {name!r} is required")
     asset_ids = table["asset_id"]
     tenants = table["tenant"]
@@ -74,16 +74,18 @@ def run_checks(
         "asset is not in the tenant's asset model; import it first (POST /api/v1/assets)",
     )
     if kind is RecordKind.SAMPLES:
-        add("missing_field", "dead_letter", pc.is_null(table["signal"]), "field 'signal' is required")
         add(
             "unknown_signal",
             "dead_letter",
             _unknown_signals(table, catalog),
             "signal is not declared on this asset",
         )
-        value = table["value"]
-        add("missing_field", "dead_letter", pc.is_null(value), "field 'value' is required")
-        add("non_finite_value", "dead_letter", pc.invert(pc.is_finite(value)), "value is NaN or infinite")
+        add(
+            "non_finite_value",
+            "dead_letter",
+            pc.invert(pc.is_finite(table["value"])),
+            "value is NaN or infinite",
+        )
         quality = table["quality"]
         add(
             "invalid_quality",
@@ -101,7 +103,6 @@ def run_checks(
         )
     elif kind is RecordKind.COUNTS:
         produced, scrap = table["produced"], pc.fill_null(table["scrap"], 0)
-        add("missing_field", "dead_letter", pc.is_null(produced), "field 'produced' is required")
         add(
             "invalid_count",
             "dead_letter",
@@ -129,6 +130,12 @@ def _set(values: Iterable[str]) -> pa.Array:
     return pa.array(sorted(values), pa.string())
 
 
+# Up to this many unknown (asset, signal) pairs, one comparison pass per pair is cheapest; beyond it, one
+# pass that joins each row's pair into a string key and looks it up.
+_PAIRS_PER_PASS = 8
+_PAIR_SEPARATOR = "\x1f"  # cannot occur in a declared asset id or signal name (ID_PATTERN)
+
+
 def _unknown_signals(table: pa.Table, catalog: AssetCatalog) -> pa.Array:
     """True where (asset_id, signal) is not declared; checks each distinct pair once, not each row."""
     pairs = table.select(["asset_id", "signal"]).group_by(["asset_id", "signal"]).aggregate([])
@@ -137,11 +144,13 @@ def _unknown_signals(table: pa.Table, catalog: AssetCatalog) -> pa.Array:
         for a, s in zip(pairs["asset_id"].to_pylist(), pairs["signal"].to_pylist(), strict=True)
         if (a, s) not in catalog.signals
     ]
-    if not unknown:
-        return pa.array(np.zeros(table.num_rows, dtype=bool))
+    asset, signal = table["asset_id"], table["signal"]
+    if len(unknown) > _PAIRS_PER_PASS:
+        # Rows with a null asset or signal get a null key and match nothing; missing_field reports them.
+        keys = pc.binary_join_element_wise(asset, signal, _PAIR_SEPARATOR)
+        wanted = pa.array([a + _PAIR_SEPARATOR + s for a, s in unknown if a is not None and s is not None])
+        return pc.fill_null(pc.is_in(keys, value_set=wanted), False).combine_chunks()
     mask = np.zeros(table.num_rows, dtype=bool)
-    asset = table["asset_id"]
-    signal = table["signal"]
     for a, s in unknown:
         hit = pc.and_(pc.equal(asset, pa.scalar(a, pa.string())), pc.equal(signal, pa.scalar(s, pa.string())))
         mask |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)

@@ -5,9 +5,9 @@ Each answer carries its inputs (the ISO 22400 times and quantities), so a user c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pyarrow as pa
 from leitstand.domain.assets import Asset, AssetLevel, descendants
 from leitstand.domain.calendar import parse_calendar
 from leitstand.domain.errors import InputError, NotFound
-from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, TimeCategory
+from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, TimeCategory
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.interfaces import EventStore, MetadataStore
 
@@ -46,6 +46,15 @@ class OeeInputs:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class OeeAnswer:
+    """OEE rows for the window [start, end); `end` is the requested end, or now if that came first."""
+
+    start: datetime
+    end: datetime
+    rows: list[dict[str, Any]]
+
+
 class OeeService:
     """Computes OEE for a tenant from raw state changes and counts."""
 
@@ -56,6 +65,7 @@ class OeeService:
         asset_cache: AssetCache,
         state_categories: Mapping[str, TimeCategory] | None = None,
         state_lookback: timedelta = timedelta(days=7),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._events = events
         self._metadata = metadata
@@ -64,6 +74,7 @@ class OeeService:
             {"state": list(categories), "category": [TimeCategory(c).value for c in categories.values()]}
         )
         self._lookback = state_lookback
+        self._clock = clock
         self.assets = asset_cache.assets
 
     def inputs(self, tenant: str, start: datetime, end: datetime) -> OeeInputs:
@@ -87,13 +98,16 @@ class OeeService:
             rows, schema=pa.schema([(k, pa.float64() if k == "ideal_cycle_s" else pa.string()) for k in rows])
         )
         calendars = self._metadata.calendars(tenant)
-        planned: dict[str, list[Any]] = {"site_id": [], "start_ts": [], "end_ts": []}
+        planned: dict[str, list[Any]] = {"site_id": [], "day": [], "start_ts": [], "end_ts": []}
         for site in (a for a in assets if a.level is AssetLevel.SITE):
             calendar = parse_calendar(calendars.get(site.id), site.timezone or "UTC")
-            for interval in calendar.planned_intervals(start, end):
+            for lo, hi in _by_utc_day(
+                _union((i.start, i.end) for i in calendar.planned_intervals(start, end))
+            ):
                 planned["site_id"].append(site.id)
-                planned["start_ts"].append(interval.start)
-                planned["end_ts"].append(interval.end)
+                planned["day"].append(lo.date())
+                planned["start_ts"].append(lo)
+                planned["end_ts"].append(hi)
         cycles: dict[str, list[Any]] = {"asset_id": [], "product_id": [], "ideal_cycle_s": []}
         for product in self._metadata.products(tenant):
             for asset_id, seconds in product.ideal_cycle_s.items():
@@ -104,7 +118,10 @@ class OeeService:
             enterprise_id=enterprise,
             machines=machines,
             planned=pa.table(
-                planned, schema=pa.schema([("site_id", pa.string()), ("start_ts", _TS), ("end_ts", _TS)])
+                planned,
+                schema=pa.schema(
+                    [("site_id", pa.string()), ("day", pa.date32()), ("start_ts", _TS), ("end_ts", _TS)]
+                ),
             ),
             ideal_cycle=pa.table(
                 cycles,
@@ -115,6 +132,11 @@ class OeeService:
             state_map=self._state_map,
         )
 
+    def check_within(self, tenant: str, within: str | None) -> None:
+        """NotFound unless `within` is None or an asset of the tenant (foreign ids look like missing ones)."""
+        if within is not None and within not in {a.id for a in self.assets(tenant)}:
+            raise NotFound(f"asset {within!r} not found")
+
     def compute(
         self,
         tenant: str,
@@ -122,15 +144,18 @@ class OeeService:
         end: datetime,
         level: str | None = None,
         within: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """OEE rows for the window [start, end), optionally only one level and only below `within`."""
+    ) -> OeeAnswer:
+        """OEE rows for the window [start, end), optionally only one level and only below `within`.
+
+        A window reaching past now ends now: time that has not happened is neither planned nor lost.
+        """
         check_window(start, end)
         if level is not None and level not in LEVELS:
             raise InputError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        self.check_within(tenant, within)
+        end = max(start, min(end, self._clock()))
         assets = self.assets(tenant)
         by_id = {a.id: a for a in assets}
-        if within is not None and within not in by_id:
-            raise NotFound(f"asset {within!r} not found")
         inputs = self.inputs(tenant, start, end)
         table = self._events.query(
             OEE_SQL,
@@ -152,7 +177,7 @@ class OeeService:
                 continue
             asset = by_id.get(row["id"])
             rows.append(_shape(row, asset))
-        return rows
+        return OeeAnswer(start, end, rows)
 
 
 def check_window(start: datetime, end: datetime) -> None:
@@ -184,6 +209,13 @@ _INPUTS = (
 
 
 def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
+    times = OeeTimes(
+        pot_s=row["pot_s"],
+        planned_down_s=row["planned_down_s"],
+        production_s=row["production_s"],
+        ideal_s=row["ideal_s"],
+        good_ideal_s=row["good_ideal_s"],
+    )
     return {
         "level": row["level"],
         "id": row["id"],
@@ -191,12 +223,33 @@ def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
         "path": asset.path if asset else row["id"],
         "parent_id": asset.parent_id if asset else None,
         "machines": row["machines"],
-        "oee": row["oee"],
-        "availability": row["availability"],
-        "performance": row["performance"],
-        "quality": row["quality"],
+        "oee": times.oee,
+        "availability": times.availability,
+        "performance": times.performance,
+        "quality": times.quality,
         "inputs": {k: row[k] for k in _INPUTS},
     }
+
+
+def _union(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Merge overlapping or touching intervals: overlapping shifts must not count planned time twice."""
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _by_utc_day(intervals: Iterable[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
+    """Cut intervals at every UTC midnight, so that each piece lies within one UTC date."""
+    for lo, hi in intervals:
+        while lo.date() != hi.date() and hi != datetime.combine(lo.date(), time(), UTC) + timedelta(days=1):
+            midnight = datetime.combine(lo.date(), time(), UTC) + timedelta(days=1)
+            yield lo, midnight
+            lo = midnight
+        yield lo, hi
 
 
 def _ancestors(asset: Asset, by_id: dict[str, Asset]) -> dict[AssetLevel, str]:

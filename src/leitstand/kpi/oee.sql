@@ -1,7 +1,8 @@
 -- OEE time model (ISO 22400-2) for every machine of a tenant over [$start, $end), rolled up by summing
 -- times and quantities per line, area, site and enterprise, then dividing. Ratios are never averaged.
 -- Inputs registered by the caller: machines(asset_id, site_id, area_id, line_id, ideal_cycle_s),
--- planned(site_id, start_ts, end_ts) clipped to the window, state_map(state, category),
+-- planned(site_id, day, start_ts, end_ts): planned time clipped to the window, not overlapping, cut at
+-- each UTC midnight (`day` is the UTC date of the piece), state_map(state, category),
 -- ideal_cycle(asset_id, product_id, ideal_cycle_s). A count at ts covers the interval ending at ts.
 WITH
 machine_pot AS (
@@ -54,7 +55,10 @@ machine_counts AS (
                AS units_without_ideal_cycle
     FROM counts c
     JOIN machines m USING (asset_id)
-    JOIN planned p ON p.site_id = m.site_id AND c.ts > p.start_ts AND c.ts <= p.end_ts
+    -- planned pieces never cross a UTC midnight, so a count meets only its own day's pieces; a count
+    -- at exactly midnight closes the previous day's last piece (counts cover (start, end])
+    JOIN planned p ON p.site_id = m.site_id AND p.day = CAST(c.ts - INTERVAL 1 MICROSECOND AS DATE)
+                  AND c.ts > p.start_ts AND c.ts <= p.end_ts
     LEFT JOIN ideal_cycle ic ON ic.asset_id = c.asset_id AND ic.product_id = c.product_id
     WHERE c.tenant = $tenant AND c.ts > $start AND c.ts <= $end
     GROUP BY c.asset_id
@@ -105,10 +109,6 @@ rolled AS (
     GROUP BY GROUPING SETS ((site_id, area_id, line_id, asset_id), (site_id, area_id, line_id),
                             (site_id, area_id), (site_id), ())
 )
-SELECT *,
-       production_s / nullif(pbt_s, 0) AS availability,
-       ideal_s / nullif(production_s, 0) AS performance,
-       good_ideal_s / nullif(ideal_s, 0) AS quality,
-       good_ideal_s / nullif(pbt_s, 0) AS oee
-FROM rolled
+-- the ratios come from these sums in one place: domain.time_model.OeeTimes
+SELECT * FROM rolled
 ORDER BY level, id

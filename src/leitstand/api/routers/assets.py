@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-import yaml
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from leitstand.api.body import read_body
 from leitstand.api.deps import MODELLERS, principal, require, runtime
+from leitstand.api.documents import load_document
 from leitstand.api.runtime import Runtime
 from leitstand.domain.assets import Asset, parse_asset_model
-from leitstand.domain.errors import InputError, NotFound
+from leitstand.domain.errors import NotFound
 from leitstand.domain.tenancy import Principal
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
@@ -59,9 +59,9 @@ async def import_assets(
     """Import (upsert) an asset model document into the caller's tenant; idempotent."""
     body = await read_body(request, rt.settings.max_request_bytes)
     media = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    try:
-        doc = yaml.safe_load(body) if "yaml" in media else orjson.loads(body)
-    except (yaml.YAMLError, orjson.JSONDecodeError) as exc:
-        raise InputError(f"asset model is not valid {'YAML' if 'yaml' in media else 'JSON'}: {exc}") from exc
-    model = parse_asset_model(doc)
-    return rt.metadata.import_asset_model(who.tenant_id, model)
+
+    def parse_and_import() -> dict[str, int]:  # CPU and database work: off the event loop
+        model = parse_asset_model(load_document(body, media))
+        return rt.metadata.import_asset_model(who.tenant_id, model)
+
+    return await run_in_threadpool(parse_and_import)

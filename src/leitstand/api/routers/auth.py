@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from leitstand.access.identity import SESSION_COOKIE, set_session_cookie
-from leitstand.api.deps import credential_secret, principal, runtime
+from leitstand.api.deps import credential_secret, principal, require, runtime
 from leitstand.api.runtime import Runtime
-from leitstand.domain.tenancy import Principal
+from leitstand.domain.tenancy import Principal, Role
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -24,7 +24,7 @@ class LoginRequest(BaseModel):
 class TokenRequest(BaseModel):
     model_config = {"extra": "forbid"}
     name: str = Field(min_length=1, max_length=200)
-    days: int | None = Field(None, ge=1, le=3650, description="Lifetime; none means until revoked.")
+    days: int = Field(90, ge=1, le=365, description="Lifetime in days (at most a year).")
 
 
 def _me(who: Principal) -> dict[str, object]:
@@ -54,10 +54,15 @@ def me(who: Principal = Depends(principal)) -> dict[str, object]:
     return _me(who)
 
 
+# A gateway's own credential may not mint more credentials.
+TOKEN_MINTERS = (Role.VIEWER, Role.OPERATOR, Role.ENGINEER, Role.TENANT_ADMIN)
+
+
 @router.post("/tokens", status_code=201)
 def create_token(
-    body: TokenRequest, who: Principal = Depends(principal), rt: Runtime = Depends(runtime)
+    body: TokenRequest, who: Principal = Depends(require(*TOKEN_MINTERS)), rt: Runtime = Depends(runtime)
 ) -> dict[str, object]:
-    """Issue an API token for the caller (shown once; stored only as a hash)."""
-    lifetime = timedelta(days=body.days) if body.days else None
-    return {"token": rt.identity.issue_api_token(who, body.name, lifetime), "name": body.name}
+    """Issue an API token with the caller's tenant and role (shown once; stored only as a hash)."""
+    lifetime = timedelta(days=body.days)
+    token = rt.identity.issue_api_token(who, body.name, lifetime)
+    return {"token": token, "name": body.name, "expires_at": (datetime.now(UTC) + lifetime).isoformat()}

