@@ -12,7 +12,6 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-import yaml
 
 from leitstand.sim.enterprise import enterprise_model
 
@@ -29,7 +28,7 @@ def free_port() -> int:
 class ServerProcess:
     """Starts the server in its own process (as in production) and tears it down afterwards."""
 
-    def __init__(self, plants: int) -> None:
+    def __init__(self, plants: int, env: dict[str, str] | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory()
         self.data_dir = Path(self._tmp.name)
         self.port = free_port()
@@ -38,6 +37,7 @@ class ServerProcess:
         self.token = ""
         self.machine_ids: list[str] = []
         self._process: subprocess.Popen[bytes] | None = None
+        self._env = env or {}
 
     @property
     def auth(self) -> dict[str, str]:
@@ -45,7 +45,12 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         password = secrets.token_urlsafe(16)
-        env = {**os.environ, "LEITSTAND_NEW_PASSWORD": password, "LEITSTAND_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "LEITSTAND_NEW_PASSWORD": password,
+            "LEITSTAND_LOG_LEVEL": "WARNING",
+            **self._env,
+        }
         subprocess.run(
             [
                 CLI,
@@ -83,8 +88,8 @@ class ServerProcess:
         doc = enterprise_model(plants=self.plants)
         httpx.post(
             f"{self.url}/api/v1/assets",
-            content=yaml.safe_dump(doc).encode(),
-            headers={**self.auth, "content-type": "application/yaml"},
+            json=doc,
+            headers=self.auth,
             timeout=120,
         ).raise_for_status()
         assets = httpx.get(f"{self.url}/api/v1/assets?level=machine", headers=self.auth, timeout=30).json()

@@ -142,7 +142,6 @@ def test_simulate_feeds_a_running_server_over_http(demo_server: DemoServer) -> N
             "0.5",
             "--duration",
             "2",
-            "--no-import-model",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -176,6 +176,7 @@ def test_health_readiness_metrics_and_openapi_are_served(client: TestClient, adm
     metrics = client.get("/metrics").text
     assert "leitstand_http_requests_total" in metrics
     assert "leitstand_ingest_queue_records" in metrics
+    assert "leitstand_duckdb_memory_bytes" in metrics
     assert client.get("/openapi.json").json()["info"]["title"] == "Leitstand"
 
 

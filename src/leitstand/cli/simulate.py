@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import typer
-import yaml
 
 from leitstand.cli.common import console
 from leitstand.sim.enterprise import enterprise_model
@@ -36,8 +35,8 @@ def simulate(
     if import_model:
         response = httpx.post(
             f"{url}/api/v1/assets",
-            content=yaml.safe_dump(doc).encode(),
-            headers={**headers, "content-type": "application/yaml"},
+            json=doc,
+            headers=headers,
             timeout=120,
         )
         response.raise_for_status()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from leitstand.api.deps import runtime
 from leitstand.api.runtime import Runtime
@@ -31,7 +31,13 @@ def readyz(rt: Runtime = Depends(runtime)) -> dict[str, object]:
     return {"status": "ready", "checks": {"metadata": "ok", "events": "ok", "writer": "ok"}}
 
 
+DUCKDB_MEMORY = Gauge(
+    "leitstand_duckdb_memory_bytes", "Memory held by DuckDB's buffer manager (bounded by duckdb_memory_limit)"
+)
+
+
 @router.get("/metrics")
-def metrics() -> Response:
+def metrics(rt: Runtime = Depends(runtime)) -> Response:
     """Prometheus exposition of the process's metrics."""
+    DUCKDB_MEMORY.set(rt.events.memory_bytes())
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -142,6 +142,11 @@ class DuckDBEventStore:
         )
         return result["lo"][0].as_py(), result["hi"][0].as_py()
 
+    def memory_bytes(self) -> int:
+        """Bytes DuckDB's buffer manager holds now (cached table data, hash tables, …)."""
+        table = self.query("SELECT sum(memory_usage_bytes)::BIGINT AS used FROM duckdb_memory()")
+        return int(table["used"][0].as_py() or 0)
+
     def checkpoint(self) -> None:
         with self._write_lock:
             self._con.execute("CHECKPOINT")
