@@ -338,3 +338,15 @@ def test_a_body_with_more_records_than_the_limit_is_refused_with_413(
         assert response.status_code == 413
         assert "max_request_records" in response.json()["detail"]
     assert post(client, admin, "samples", [sample(now())] * 10)["received"] == 10
+
+
+def test_a_json_body_has_its_own_smaller_limit(client: TestClient, admin: dict, runtime: Runtime) -> None:
+    limit = runtime.settings.max_json_request_bytes
+    assert limit < runtime.settings.max_request_bytes
+    response = client.post(
+        "/api/v1/ingest/samples",
+        content=b"[" + b" " * limit + b"]",
+        headers={**admin, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert str(limit) in response.json()["detail"]

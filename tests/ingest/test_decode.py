@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from leitstand.domain.errors import InputError, PayloadTooLarge, UnsupportedMediaType
 from leitstand.domain.records import COUNTS, SAMPLES, STATES, TS_TYPE, RecordSpec
-from leitstand.ingest.decode import DECODE_SLOTS, Decoded, decode_body, decode_json
+from leitstand.ingest.decode import Decoded, decode_body, decode_json
 
 T = datetime(2026, 11, 20, 6, tzinfo=UTC)
 EPOCH_MS = 1_795_154_400_000  # T in epoch milliseconds
@@ -292,28 +291,6 @@ def test_a_compressed_parquet_bomb_is_refused_from_its_metadata() -> None:
     assert len(sink.getvalue()) < 100_000
     with pytest.raises(PayloadTooLarge):
         decode_body(sink.getvalue(), PARQUET, SAMPLES, LIMIT)
-
-
-def test_a_request_waits_for_a_decode_slot() -> None:
-    content = orjson.dumps([sample()])
-    finished = threading.Event()
-
-    def decode_in_background() -> None:
-        decode_body(content, JSON, SAMPLES, LIMIT)
-        finished.set()
-
-    taken = 0
-    while DECODE_SLOTS.acquire(blocking=False):  # every slot busy, as under parallel large requests
-        taken += 1
-    worker = threading.Thread(target=decode_in_background)
-    try:
-        worker.start()
-        assert not finished.wait(0.2)
-    finally:
-        for _ in range(taken):
-            DECODE_SLOTS.release()
-    assert finished.wait(5)
-    worker.join()
 
 
 # Round trip --------------------------------------------------------------------------------------------

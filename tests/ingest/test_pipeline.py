@@ -130,7 +130,7 @@ def test_an_entirely_bad_batch_is_dead_lettered_record_by_record_as_sent(
 ) -> None:
     n = 25_000  # more rows than are serialised at a time
     result = pipeline.ingest("acme", RecordKind.SAMPLES, samples(n, asset="m9"))
-    assert (result.accepted, result.dead_lettered, len(result.errors)) == (0, n, n)
+    assert (result.accepted, result.dead_lettered, len(result.errors)) == (0, n, 1000)
     assert [e.index for e in result.errors[:3]] == [0, 1, 2]
     rejects = store.rejects("acme", limit=n + 1)
     assert rejects.num_rows == n
@@ -179,3 +179,39 @@ def test_dead_lettering_a_bad_batch_does_not_hold_each_rejected_record_as_python
     per_row = (peak_python_bytes(large) - peak_python_bytes(small)) / (large - small)
     # What remains per row is its RecordError in the result (~100 B); a dict per rejected row is ~1 kB.
     assert per_row < 250
+
+
+def test_a_body_waits_for_a_decode_slot_while_others_decode_and_validate(pipeline: IngestPipeline) -> None:
+    body = orjson.dumps([{"asset_id": "m1", "signal": "temperature", "ts": NOW.isoformat(), "value": 1.0}])
+    finished = threading.Event()
+
+    def submit_in_background() -> None:
+        pipeline.submit_body("acme", RecordKind.SAMPLES, body, "application/json", 1000).result(10)
+        finished.set()
+
+    taken = 0
+    while pipeline._decode_slots.acquire(blocking=False):  # every slot busy, as under parallel large requests
+        taken += 1
+    worker = threading.Thread(target=submit_in_background)
+    try:
+        worker.start()
+        assert not finished.wait(0.3)
+    finally:
+        for _ in range(taken):
+            pipeline._decode_slots.release()
+    assert finished.wait(10)
+    worker.join()
+    assert taken == 2
+
+
+def test_an_answer_lists_at_most_a_thousand_errors_but_counts_and_stores_them_all(
+    pipeline: IngestPipeline, store: StallingStore
+) -> None:
+    bad = orjson.dumps(
+        [{"asset_id": "nope", "signal": "temperature", "ts": NOW.isoformat(), "value": 1.0}] * 2500
+    )
+    result = pipeline.submit_body("acme", RecordKind.SAMPLES, bad, "application/json", 10_000).result(30)
+    assert result.dead_lettered == 2500
+    assert len(result.errors) == 1000
+    assert result.as_dict()["errors_truncated"] is True
+    assert store.rejects("acme", limit=10_000).num_rows == 2500

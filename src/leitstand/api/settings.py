@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'.")
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: all cores.")
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    max_json_request_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted JSON ingest body (bulk data goes as Arrow/Parquet).",
+    )
     max_request_records: int = Field(
         5_000_000, ge=1, description="Most records one ingest request may hold; more are refused with 413."
     )

@@ -8,7 +8,6 @@ a few bodies are decoded at once.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -20,7 +19,7 @@ from leitstand.domain.records import RecordSpec
 from leitstand.ingest.conform import Decoded, conform, too_many_records
 from leitstand.ingest.decode_json import decode_json
 
-__all__ = ["CONTENT_TYPES", "DECODE_SLOTS", "Decoded", "conform", "decode_body", "decode_json"]
+__all__ = ["CONTENT_TYPES", "Decoded", "conform", "decode_body", "decode_json"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
@@ -28,25 +27,19 @@ PARQUET = "application/vnd.apache.parquet"
 JSON = "application/json"
 CONTENT_TYPES = (JSON, ARROW_STREAM, ARROW_FILE, PARQUET, "application/x-parquet")
 
-# A decoded body can be many times the size of the request. Requests beyond this many wait for a slot
-# (2, the cores of the reference machine: more would not decode faster), so memory does not grow with
-# the number of parallel requests.
-DECODE_SLOTS = threading.BoundedSemaphore(2)
-
 
 def decode_body(body: bytes, content_type: str, spec: RecordSpec, max_records: int) -> Decoded:
     """Decode a request body of `content_type` into records of `spec`, or raise a specific InputError
-    (PayloadTooLarge for more than `max_records` records). Waits for one of the DECODE_SLOTS."""
+    (PayloadTooLarge for more than `max_records` records)."""
     media = content_type.split(";")[0].strip().lower()
     if media not in CONTENT_TYPES:
         raise UnsupportedMediaType(
             f"content type {media or '(none)'!r} is not supported; send one of {', '.join(CONTENT_TYPES)}"
         )
-    with DECODE_SLOTS:
-        if media == JSON:
-            return decode_json(body, spec, max_records)
-        table = _read_binary(body, media, max_records)
-        return Decoded(conform(table, spec), None, [], {}, table.num_rows)
+    if media == JSON:
+        return decode_json(body, spec, max_records)
+    table = _read_binary(body, media, max_records)
+    return Decoded(conform(table, spec), None, [], {}, table.num_rows)
 
 
 def _read_binary(body: bytes, media: str, max_records: int) -> pa.Table:

@@ -26,11 +26,15 @@ from leitstand.bus.inprocess import BoundedQueue, QueueClosed
 from leitstand.domain.errors import NotReady, Overloaded
 from leitstand.domain.records import SPECS, RecordKind
 from leitstand.ingest.conform import Decoded, conform
+from leitstand.ingest.decode import decode_body
 from leitstand.ingest.sink import IngestResult, RecordError
 from leitstand.ingest.validate import AssetCatalog, IngestPolicy, first_failures, run_checks
 from leitstand.store.interfaces import REJECTS_SCHEMA, EventStore, WriteBatch
 
 log = logging.getLogger(__name__)
+
+# Every rejected record is stored with its reason; an answer lists the first of them only.
+MAX_REPORTED_ERRORS = 1000
 
 RECORDS = Counter("leitstand_ingest_records_total", "Records received by outcome", ["kind", "outcome"])
 QUEUE_RECORDS = Gauge("leitstand_ingest_queue_records", "Records waiting for the writer")
@@ -57,6 +61,7 @@ class IngestPipeline:
         block_timeout_s: float = 0.0,
         transaction_records: int = 2_000_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        decode_slots: int = 2,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -67,6 +72,10 @@ class IngestPipeline:
         self._clock = clock
         self._listeners: list[Callable[[set[str]], None]] = []
         self._thread: threading.Thread | None = None
+        # A decoded body can be many times the size of the request, and it lives until it is queued.
+        # Requests beyond this many wait for a slot (more would not decode faster on two cores), so
+        # memory does not grow with the number of parallel requests.
+        self._decode_slots = threading.BoundedSemaphore(decode_slots)
 
     # lifecycle -------------------------------------------------------------------------------------
 
@@ -96,6 +105,13 @@ class IngestPipeline:
         """RecordSink for in-process sources (the simulator, connectors): same path as HTTP."""
         table = conform(records, SPECS[kind])
         return self.ingest(tenant, kind, Decoded(table, None, [], {}, table.num_rows))
+
+    def submit_body(
+        self, tenant: str, kind: RecordKind, body: bytes, content_type: str, max_records: int
+    ) -> Future[IngestResult]:
+        """Decode, validate and queue a request body, holding one of the decode slots throughout."""
+        with self._decode_slots:
+            return self.submit(tenant, kind, decode_body(body, content_type, SPECS[kind], max_records))
 
     def ingest(self, tenant: str, kind: RecordKind, decoded: Decoded) -> IngestResult:
         """Validate and store one decoded batch; block until committed. Raises Overloaded when full."""
@@ -144,7 +160,7 @@ class IngestPipeline:
                     duplicates=table.num_rows - added,
                     dead_lettered=len(errors) - quarantined,
                     quarantined=quarantined,
-                    errors=errors,
+                    errors=errors[:MAX_REPORTED_ERRORS],
                 )
             )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Future
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,10 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from leitstand.api.body import read_body
 from leitstand.api.deps import WRITERS, principal, require, runtime
 from leitstand.api.runtime import Runtime
-from leitstand.domain.records import SPECS, RecordKind
+from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Principal
-from leitstand.ingest.decode import CONTENT_TYPES, decode_body
-from leitstand.ingest.sink import IngestResult
+from leitstand.ingest.decode import CONTENT_TYPES
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
@@ -31,14 +29,15 @@ async def ingest(
 ) -> dict[str, Any]:
     """Store a batch. Answers after the good records are durably written; bad ones are dead-lettered
     or quarantined with a reason, and listed in `errors` by their index in the request."""
-    body = await read_body(request, rt.settings.max_request_bytes)
     content_type = request.headers.get("content-type", "")
+    # JSON is the small-batch path: parsed, it takes many times its size in Python objects
+    is_json = content_type.split(";")[0].strip().lower() == "application/json"
+    limit = rt.settings.max_json_request_bytes if is_json else rt.settings.max_request_bytes
+    body = await read_body(request, limit)
 
-    def decode_and_submit() -> Future[IngestResult]:
-        decoded = decode_body(body, content_type, SPECS[kind], rt.settings.max_request_records)
-        return rt.pipeline.submit(who.tenant_id, kind, decoded)
-
-    future = await run_in_threadpool(decode_and_submit)
+    future = await run_in_threadpool(
+        rt.pipeline.submit_body, who.tenant_id, kind, body, content_type, rt.settings.max_request_records
+    )
     result = await asyncio.wrap_future(future)
     return result.as_dict()
 
