@@ -211,6 +211,9 @@ def bench_oee(plants: int, days: float, repeats: int) -> dict[str, Any]:
             "end": end,
             "lookback": start - timedelta(days=7),
             "enterprise": inputs.enterprise_id,
+            "minor_stop_s": 300.0,
+            "lookahead": end + timedelta(days=7),
+            "now": end,
         }
         for _ in range(repeats):
             t = time.perf_counter()
@@ -384,7 +387,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, 1-minute memory run, no clone.")
     parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "demo", "rss"])
     parser.add_argument("--rss-minutes", type=float, default=None)
-    parser.add_argument("--rss-duckdb-limit", default="256MB", help="duckdb_memory_limit of the server")
+    parser.add_argument("--rss-duckdb-limit", default="64MB", help="duckdb_memory_limit of the server")
     args = parser.parse_args()
     quick = args.quick
     only = set(args.only or ["ingest", "oee", "demo", "rss"])
@@ -427,10 +430,11 @@ def main() -> None:
         print(f"server memory while streaming for {minutes} min …", flush=True)
         rss = bench_rss(minutes, speed=60.0, duckdb_limit=args.rss_duckdb_limit)
         results["rss"] = rss
-        # DuckDB caches table data up to its limit by design; the rest of the process must not grow
-        results["targets"].setdefault("rss", {})[
-            "memory outside DuckDB's cache flat (last 10% <= first 10% + 15%)"
-        ] = rss["rss_minus_duckdb_mib_last_10pct_max"] <= rss["rss_minus_duckdb_mib_first_10pct_max"] * 1.15
+        # DuckDB caches table data up to duckdb_memory_limit by design (duckdb_memory() does not see all
+        # of it); with the cache capped, the process must not grow
+        results["targets"].setdefault("rss", {})["RSS flat (last 10% <= first 10% + 15%)"] = (
+            rss["rss_mib_last_10pct_max"] <= rss["rss_mib_first_10pct_max"] * 1.15
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(

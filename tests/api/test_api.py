@@ -21,6 +21,7 @@ PROTECTED = [
     ("GET", "/api/v1/rejects"),
     ("GET", "/api/v1/records"),
     ("GET", "/api/v1/kpi/oee"),
+    ("GET", "/api/v1/kpi/downtime"),
     ("GET", "/api/v1/live/snapshot"),
     ("GET", "/api/v1/live/stream"),
     ("POST", "/api/v1/auth/tokens"),
@@ -244,3 +245,24 @@ def test_two_tenants_with_the_same_asset_ids_never_see_each_others_data(
     mine = client.get("/api/v1/records", headers=admin).json()
     assert (mine["states"]["count"], mine["counts"]["count"]) == (3, 1)
     assert len(client.get("/api/v1/rejects", headers=admin).json()["rejects"]) == 1
+
+
+def test_the_downtime_pareto_is_served_with_cumulative_shares(client: TestClient, admin: dict) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    states = [
+        {
+            "asset_id": "hh-press-l1-m1",
+            "ts": (now - timedelta(minutes=m)).isoformat(),
+            "state": s,
+            "reason": r,
+        }
+        for m, s, r in ((50, "RUNNING", None), (40, "DOWN", "TOOL_BREAK"), (20, "RUNNING", None))
+    ]
+    client.post("/api/v1/ingest/states", json=states, headers=admin)
+    body = client.get("/api/v1/kpi/downtime?hours=1&within=hh", headers=admin).json()
+    assert set(body["window"]) == {"start", "end"}
+    shares = [r["cumulative_share"] for r in body["rows"]]
+    assert shares == sorted(shares)
+    assert not body["rows"] or shares[-1] == pytest.approx(1.0)
+    rival = login(client, "rival-admin")
+    assert client.get("/api/v1/kpi/downtime?within=hh", headers=rival).status_code == 404

@@ -304,3 +304,105 @@ def test_a_window_split_in_two_adds_up_to_the_whole(stores, changes, counts, spl
         assert first[key] + second[key] == pytest.approx(value, abs=1e-6), key
     times = ("production_s", "setup_s", "delay_s", "down_s", "planned_down_s", "unknown_s")
     assert sum(whole[k] for k in times) == pytest.approx(whole["pot_s"])
+    losses = row(oee.compute("acme", at(0), at(600)).rows, "machine", "m1")["losses"]
+    assert losses["planned_busy_s"] - sum(
+        losses[k] for k in ("breakdowns_s", "setup_s", "minor_stops_s", "other_delays_s", "unknown_s")
+    ) == pytest.approx(losses["production_s"], abs=1e-6)
+    assert losses["production_s"] - losses["speed_loss_s"] - losses["quality_loss_s"] == pytest.approx(
+        losses["fully_productive_s"], abs=1e-6
+    )
+
+
+def test_the_classic_shift_gives_the_full_iso_22400_set(stores) -> None:
+    events, oee = stores
+    classic_shift(events)
+    m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
+    kpis, losses = m1["kpis"], m1["losses"]
+    assert m1["inputs"]["failures"] == 1
+    assert kpis["mtbf_s"] == 373 * 60
+    assert kpis["mttr_s"] == 47 * 60
+    assert kpis["quality_ratio"] == pytest.approx(18_848 / 19_271)
+    assert kpis["nee"] == kpis["oee"]  # no setup in this shift
+    assert kpis["teep"] == pytest.approx(18_848 / 86_400)
+    assert kpis["utilization"] == pytest.approx(420 / 1440)
+    assert kpis["throughput_per_h"] == pytest.approx(19_271 / (373 / 60))
+    assert kpis["technical_efficiency"] == pytest.approx(373 / 420)
+    assert losses["breakdowns_s"] == 47 * 60
+    assert losses["speed_loss_s"] == pytest.approx(373 * 60 - 19_271)
+    assert losses["quality_loss_s"] == pytest.approx(423)
+    assert losses["fully_productive_s"] == pytest.approx(18_848)
+
+
+def test_short_delays_are_minor_stops_and_long_ones_other_delays(stores) -> None:
+    events, oee = stores
+    write_states(
+        events,
+        [
+            ("m1", at(0), "RUNNING"),
+            ("m1", at(10), "IDLE"),
+            ("m1", at(12), "RUNNING"),
+            ("m1", at(20), "STARVED"),
+            ("m1", at(35), "RUNNING"),
+            ("m1", at(60), "OFF"),
+        ],
+    )
+    m1 = row(oee.compute("acme", at(0), at(60)).rows, "machine", "m1")
+    assert m1["inputs"]["delay_s"] == 17 * 60
+    assert m1["losses"]["minor_stops_s"] == 2 * 60
+    assert m1["losses"]["other_delays_s"] == 15 * 60
+    assert m1["inputs"]["failures"] == 0
+
+
+def test_one_breakdown_through_a_switch_off_is_one_failure(stores) -> None:
+    events, oee = stores
+    write_states(
+        events,
+        [
+            ("m1", at(0), "RUNNING"),
+            ("m1", at(30), "DOWN"),
+            ("m1", at(40), "OFF"),
+            ("m1", at(50), "DOWN"),
+            ("m1", at(60), "RUNNING"),
+            ("m1", at(90), "DOWN"),
+            ("m1", at(95), "RUNNING"),
+        ],
+    )
+    m1 = row(oee.compute("acme", at(0), at(120)).rows, "machine", "m1")
+    assert m1["inputs"]["failures"] == 2
+    assert m1["kpis"]["mttr_s"] == pytest.approx((30 + 5) * 60 / 2)
+    later = row(oee.compute("acme", at(35), at(120)).rows, "machine", "m1")
+    assert later["inputs"]["failures"] == 1  # the breakdown that began before the window is not counted
+
+
+def test_the_downtime_pareto_ranks_lost_planned_time_by_state_and_reason(stores) -> None:
+    events, oee = stores
+    rows = [
+        ("m1", at(0), "RUNNING", None),
+        ("m1", at(30), "DOWN", "TOOL_BREAK"),
+        ("m1", at(77), "RUNNING", None),
+        ("m1", at(100), "DOWN", "TOOL_BREAK"),
+        ("m1", at(110), "RUNNING", None),
+        ("m2", at(0), "SETUP", "CHANGEOVER"),
+        ("m2", at(20), "RUNNING", None),
+        ("m2", at(50), "IDLE", "NO_MATERIAL"),
+        ("m2", at(53), "RUNNING", None),
+    ]
+    table = pa.table(
+        {
+            "tenant": ["acme"] * len(rows),
+            "asset_id": [r[0] for r in rows],
+            "ts": pa.array([r[1] for r in rows], STATES.schema.field("ts").type),
+            "state": [r[2] for r in rows],
+            "reason": [r[3] for r in rows],
+        },
+        schema=STATES.schema,
+    )
+    events.write([WriteBatch(RecordKind.STATES, table)])
+    _end, pareto = oee.downtime("acme", at(0), at(120))
+    assert [(r["state"], r["reason"], r["duration_s"], r["stops"], r["machines"]) for r in pareto] == [
+        ("DOWN", "TOOL_BREAK", 57 * 60, 2, 1),
+        ("SETUP", "CHANGEOVER", 20 * 60, 1, 1),
+        ("IDLE", "NO_MATERIAL", 3 * 60, 1, 1),
+    ]
+    _end, only_m2 = oee.downtime("acme", at(0), at(120), within="m2", top=1)
+    assert [(r["state"], r["duration_s"]) for r in only_m2] == [("SETUP", 20 * 60)]

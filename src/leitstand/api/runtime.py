@@ -41,7 +41,11 @@ class Runtime:
         metadata = SqlMetadataStore(settings.metadata_database_url)
         asset_cache = AssetCache(metadata)
         oee = OeeService(
-            events, metadata, asset_cache, state_lookback=timedelta(seconds=settings.state_lookback_s)
+            events,
+            metadata,
+            asset_cache,
+            state_lookback=timedelta(seconds=settings.state_lookback_s),
+            minor_stop_threshold=timedelta(seconds=settings.minor_stop_threshold_s),
         )
 
         def catalog(tenant: str) -> AssetCatalog:

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     state_lookback_s: float = Field(
         7 * 86400, gt=0, description="How far before a window the KPI looks for the state it opened in."
     )
+    minor_stop_threshold_s: float = Field(
+        300,
+        gt=0,
+        description="A delay shorter than this is a minor stop (small-stop loss), longer ones other delays.",
+    )
     live_interval_s: float = Field(2.0, gt=0, description="Least time between two live updates to a client.")
     session_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (behind HTTPS).")
     log_level: str = Field("INFO", description="Python log level.")

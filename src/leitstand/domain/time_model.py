@@ -11,7 +11,7 @@ Roll-ups add the times and quantities of their members and then divide; ratios a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 
@@ -80,6 +80,15 @@ class OeeTimes:
     production_s: float
     ideal_s: float
     good_ideal_s: float
+    setup_s: float = 0.0
+    delay_s: float = 0.0  # includes minor stops
+    down_s: float = 0.0
+    minor_stop_s: float = 0.0
+    unknown_s: float = 0.0
+    calendar_s: float = 0.0  # all time of the window (per machine, summed), planned or not
+    produced: int = 0
+    good: int = 0
+    failures: int = 0  # entries into a down state that begin inside planned time within the window
 
     @property
     def pbt_s(self) -> float:
@@ -101,14 +110,49 @@ class OeeTimes:
     def oee(self) -> float | None:
         return _ratio(self.good_ideal_s, self.pbt_s)
 
+    def kpis(self) -> dict[str, float | None]:
+        """The ISO 22400-2 KPIs of these times and quantities (docs/decisions/0004 names each definition).
+
+        Ratios whose denominator is zero are None: no planned time means no availability, not 0 %.
+        """
+        return {
+            "availability": self.availability,  # APT / PBT
+            "effectiveness": self.performance,  # Σ(PRI·PQ) / APT
+            "quality_ratio": _ratio(self.good, self.produced),  # GQ / PQ
+            "oee": self.oee,  # Σ(PRI·GQ) / PBT
+            "nee": _ratio(self.good_ideal_s, self.pbt_s - self.setup_s),  # setup is not a loss
+            "teep": _ratio(self.good_ideal_s, self.calendar_s),  # against all time
+            "utilization": _ratio(self.pbt_s, self.calendar_s),  # loading: PBT / all time
+            "technical_efficiency": _ratio(self.production_s, self.production_s + self.delay_s + self.down_s),
+            "setup_rate": _ratio(self.setup_s, self.production_s + self.setup_s),  # AUST / AUPT
+            "throughput_per_h": _ratio(3600.0 * self.produced, self.production_s),  # PQ / APT
+            "scrap_ratio": _ratio(self.produced - self.good, self.produced),
+            "first_pass_yield": _ratio(self.good, self.produced),  # no rework data yet: equals quality
+            "mtbf_s": _ratio(self.production_s, self.failures),  # APT / failures
+            "mttr_s": _ratio(self.down_s, self.failures),  # down time / failures
+        }
+
+    def losses(self) -> dict[str, float]:
+        """The OEE waterfall in seconds: planned busy time, each loss in turn, fully productive time.
+
+        planned_busy − breakdowns − setup − minor_stops − other_delays − unknown = production,
+        production − speed_loss − quality_loss = fully_productive.
+        """
+        return {
+            "planned_busy_s": self.pbt_s,
+            "breakdowns_s": self.down_s,
+            "setup_s": self.setup_s,
+            "minor_stops_s": self.minor_stop_s,
+            "other_delays_s": self.delay_s - self.minor_stop_s,
+            "unknown_s": self.unknown_s,
+            "production_s": self.production_s,
+            "speed_loss_s": self.production_s - self.ideal_s,
+            "quality_loss_s": self.ideal_s - self.good_ideal_s,
+            "fully_productive_s": self.good_ideal_s,
+        }
+
     def __add__(self, other: OeeTimes) -> OeeTimes:
-        return OeeTimes(
-            pot_s=self.pot_s + other.pot_s,
-            planned_down_s=self.planned_down_s + other.planned_down_s,
-            production_s=self.production_s + other.production_s,
-            ideal_s=self.ideal_s + other.ideal_s,
-            good_ideal_s=self.good_ideal_s + other.good_ideal_s,
-        )
+        return OeeTimes(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -6,12 +6,13 @@ Each answer carries its inputs (the ISO 22400 times and quantities), so a user c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from leitstand.domain.assets import Asset, AssetLevel, descendants
 from leitstand.domain.calendar import parse_calendar
@@ -20,7 +21,10 @@ from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, Time
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.interfaces import EventStore, MetadataStore
 
-OEE_SQL = (Path(__file__).parent / "oee.sql").read_text()
+_SQL = Path(__file__).parent
+_SPANS = (_SQL / "spans.sql").read_text()
+OEE_SQL = "WITH\n" + _SPANS + (_SQL / "oee.sql").read_text()
+DOWNTIME_SQL = "WITH\n" + _SPANS + (_SQL / "downtime.sql").read_text()
 MAX_WINDOW = timedelta(days=400)
 LEVELS = [level.value for level in AssetLevel]
 
@@ -66,6 +70,7 @@ class OeeService:
         state_categories: Mapping[str, TimeCategory] | None = None,
         state_lookback: timedelta = timedelta(days=7),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        minor_stop_threshold: timedelta = timedelta(minutes=5),
     ) -> None:
         self._events = events
         self._metadata = metadata
@@ -74,6 +79,7 @@ class OeeService:
             {"state": list(categories), "category": [TimeCategory(c).value for c in categories.values()]}
         )
         self._lookback = state_lookback
+        self._minor_stop_s = minor_stop_threshold.total_seconds()
         self._clock = clock
         self.assets = asset_cache.assets
 
@@ -137,6 +143,36 @@ class OeeService:
         if within is not None and within not in {a.id for a in self.assets(tenant)}:
             raise NotFound(f"asset {within!r} not found")
 
+    def _end(self, start: datetime, end: datetime) -> datetime:
+        return max(start, min(end, self._clock()))
+
+    def _params(self, tenant: str, start: datetime, end: datetime) -> dict[str, Any]:
+        return {
+            "tenant": tenant,
+            "start": start,
+            "end": end,
+            "lookback": start - self._lookback,
+            "lookahead": end + self._lookback,
+            "now": self._clock(),
+        }
+
+    def downtime(
+        self, tenant: str, start: datetime, end: datetime, within: str | None = None, top: int = 20
+    ) -> tuple[datetime, list[dict[str, Any]]]:
+        """The largest losses of planned busy time by category, state and reason (a downtime Pareto),
+        over the machines at or below `within`; returns the effective window end and the rows."""
+        check_window(start, end)
+        self.check_within(tenant, within)
+        end = self._end(start, end)
+        inputs = self.inputs(tenant, start, end)
+        machines = inputs.machines
+        if within is not None:
+            keep = descendants(self.assets(tenant), within)
+            machines = machines.filter(pc.is_in(machines["asset_id"], value_set=pa.array(sorted(keep))))
+        tables = {**inputs.as_tables(), "machines": machines}
+        table = self._events.query(DOWNTIME_SQL, {**self._params(tenant, start, end), "top": top}, tables)
+        return end, table.to_pylist()
+
     def compute(
         self,
         tenant: str,
@@ -153,18 +189,16 @@ class OeeService:
         if level is not None and level not in LEVELS:
             raise InputError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
         self.check_within(tenant, within)
-        end = max(start, min(end, self._clock()))
+        end = self._end(start, end)
         assets = self.assets(tenant)
         by_id = {a.id: a for a in assets}
         inputs = self.inputs(tenant, start, end)
         table = self._events.query(
             OEE_SQL,
             {
-                "tenant": tenant,
-                "start": start,
-                "end": end,
-                "lookback": start - self._lookback,
+                **self._params(tenant, start, end),
                 "enterprise": inputs.enterprise_id,
+                "minor_stop_s": self._minor_stop_s,
             },
             inputs.as_tables(),
         )
@@ -205,17 +239,14 @@ _INPUTS = (
     "ideal_s",
     "good_ideal_s",
     "units_without_ideal_cycle",
+    "minor_stop_s",
+    "failures",
+    "calendar_s",
 )
 
 
 def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
-    times = OeeTimes(
-        pot_s=row["pot_s"],
-        planned_down_s=row["planned_down_s"],
-        production_s=row["production_s"],
-        ideal_s=row["ideal_s"],
-        good_ideal_s=row["good_ideal_s"],
-    )
+    times = OeeTimes(**{f.name: row[f.name] for f in fields(OeeTimes)})
     return {
         "level": row["level"],
         "id": row["id"],
@@ -228,6 +259,8 @@ def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
         "performance": times.performance,
         "quality": times.quality,
         "inputs": {k: row[k] for k in _INPUTS},
+        "kpis": times.kpis(),
+        "losses": times.losses(),
     }
 
 

@@ -4,33 +4,26 @@
 -- planned(site_id, day, start_ts, end_ts): planned time clipped to the window, not overlapping, cut at
 -- each UTC midnight (`day` is the UTC date of the piece), state_map(state, category),
 -- ideal_cycle(asset_id, product_id, ideal_cycle_s). A count at ts covers the interval ending at ts.
-WITH
+-- composed after the shared spans.sql CTEs
 machine_pot AS (
     SELECT m.asset_id, sum(epoch(p.end_ts) - epoch(p.start_ts)) AS pot_s
     FROM machines m JOIN planned p USING (site_id)
     GROUP BY m.asset_id
 ),
-state_points AS (
-    SELECT asset_id, ts, state FROM states
-    WHERE tenant = $tenant AND ts >= $start AND ts < $end
-    UNION ALL
-    -- the state each machine was in when the window opened
-    SELECT asset_id, max(ts) AS ts, arg_max(state, ts) AS state FROM states
-    WHERE tenant = $tenant AND ts < $start AND ts >= $lookback
-    GROUP BY asset_id
-),
-state_spans AS (
-    SELECT asset_id, state, greatest(ts, $start) AS t0,
-           lead(ts, 1, $end) OVER (PARTITION BY asset_id ORDER BY ts) AS t1
-    FROM state_points
-),
 category_times AS (
-    SELECT s.asset_id, coalesce(sm.category, 'unknown') AS category,
-           sum(epoch(least(s.t1, p.end_ts)) - epoch(greatest(s.t0, p.start_ts))) AS dur_s
+    SELECT s.asset_id, s.category,
+           sum(epoch(least(s.t1, p.end_ts)) - epoch(greatest(s.t0, p.start_ts))) AS dur_s,
+           -- a minor stop: a delay whose whole span is shorter than the threshold
+           sum(epoch(least(s.t1, p.end_ts)) - epoch(greatest(s.t0, p.start_ts)))
+               FILTER (WHERE s.category = 'delay' AND epoch(s.t1) - epoch(s.ts) < $minor_stop_s) AS minor_s,
+           -- episodes: entries into the category that begin inside planned time (so every episode
+           -- belongs to exactly one window, whatever the windows are)
+           count(DISTINCT s.ts) FILTER (
+               WHERE s.prev_category IS DISTINCT FROM s.category AND s.ts >= p.start_ts AND s.ts < p.end_ts
+           ) AS episodes
     FROM state_spans s
     JOIN machines m USING (asset_id)
     JOIN planned p ON p.site_id = m.site_id AND s.t0 < p.end_ts AND s.t1 > p.start_ts
-    LEFT JOIN state_map sm ON sm.state = s.state
     GROUP BY ALL
 ),
 machine_times AS (
@@ -40,7 +33,9 @@ machine_times AS (
            coalesce(sum(dur_s) FILTER (WHERE category = 'delay'), 0) AS delay_s,
            coalesce(sum(dur_s) FILTER (WHERE category = 'down'), 0) AS down_s,
            coalesce(sum(dur_s) FILTER (WHERE category = 'planned_down'), 0) AS planned_down_s,
-           coalesce(sum(dur_s) FILTER (WHERE category = 'unknown'), 0) AS unmapped_s
+           coalesce(sum(dur_s) FILTER (WHERE category = 'unknown'), 0) AS unmapped_s,
+           coalesce(sum(minor_s), 0) AS minor_stop_s,
+           coalesce(sum(episodes) FILTER (WHERE category = 'down'), 0)::BIGINT AS failures
     FROM category_times
     GROUP BY asset_id
 ),
@@ -75,6 +70,8 @@ per_machine AS (
            coalesce(mp.pot_s, 0) - coalesce(t.production_s + t.setup_s + t.delay_s + t.down_s
                                             + t.planned_down_s, 0) AS unknown_s,
            coalesce(t.unmapped_s, 0) AS unmapped_state_s,
+           coalesce(t.minor_stop_s, 0) AS minor_stop_s,
+           coalesce(t.failures, 0) AS failures,
            coalesce(c.produced, 0) AS produced,
            coalesce(c.good, 0) AS good,
            coalesce(c.scrap, 0) AS scrap,
@@ -102,6 +99,8 @@ rolled AS (
            sum(pot_s) - sum(planned_down_s) AS pbt_s,
            sum(production_s) AS production_s, sum(setup_s) AS setup_s, sum(delay_s) AS delay_s,
            sum(down_s) AS down_s, sum(unknown_s) AS unknown_s, sum(unmapped_state_s) AS unmapped_state_s,
+           sum(minor_stop_s) AS minor_stop_s, sum(failures)::BIGINT AS failures,
+           count(*) * (epoch($end) - epoch($start)) AS calendar_s,
            sum(produced)::BIGINT AS produced, sum(good)::BIGINT AS good, sum(scrap)::BIGINT AS scrap,
            sum(ideal_s) AS ideal_s, sum(good_ideal_s) AS good_ideal_s,
            sum(units_without_ideal_cycle)::BIGINT AS units_without_ideal_cycle

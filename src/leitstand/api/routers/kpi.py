@@ -40,3 +40,25 @@ def oee(
     lo, hi = window(start, end, hours)
     answer = rt.oee.compute(who.tenant_id, lo, hi, level=level, within=within)
     return {"window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()}, "rows": answer.rows}
+
+
+@router.get("/downtime")
+def downtime(
+    start: datetime | None = Query(None, description="Window start; default end - hours."),
+    end: datetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, gt=0, le=24 * 400),
+    within: str | None = Query(None, description="Only machines at or below this asset id."),
+    top: int = Query(20, ge=1, le=500, description="How many rows, largest first."),
+    who: Principal = Depends(principal),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Downtime Pareto: planned busy time lost by category, state and reason, largest first, with the
+    number of stops that began in the window and how many machines had them."""
+    lo, hi = window(start, end, hours)
+    effective_end, rows = rt.oee.downtime(who.tenant_id, lo, hi, within=within, top=top)
+    total = sum(r["duration_s"] for r in rows)
+    running = 0.0
+    for r in rows:
+        running += r["duration_s"]
+        r["cumulative_share"] = running / total if total else None
+    return {"window": {"start": lo.isoformat(), "end": effective_end.isoformat()}, "rows": rows}
