@@ -82,6 +82,7 @@ class OeeService:
         self._minor_stop_s = minor_stop_threshold.total_seconds()
         self._clock = clock
         self.assets = asset_cache.assets
+        self._model = asset_cache.model
 
     def inputs(self, tenant: str, start: datetime, end: datetime) -> OeeInputs:
         """Build the dimension tables for one tenant and window."""
@@ -103,7 +104,7 @@ class OeeService:
         machines = pa.table(
             rows, schema=pa.schema([(k, pa.float64() if k == "ideal_cycle_s" else pa.string()) for k in rows])
         )
-        calendars = self._metadata.calendars(tenant)
+        calendars = self._model(tenant).calendars
         planned: dict[str, list[Any]] = {"site_id": [], "day": [], "start_ts": [], "end_ts": []}
         for site in (a for a in assets if a.level is AssetLevel.SITE):
             calendar = parse_calendar(calendars.get(site.id), site.timezone or "UTC")
@@ -115,7 +116,7 @@ class OeeService:
                 planned["start_ts"].append(lo)
                 planned["end_ts"].append(hi)
         cycles: dict[str, list[Any]] = {"asset_id": [], "product_id": [], "ideal_cycle_s": []}
-        for product in self._metadata.products(tenant):
+        for product in self._model(tenant).products:
             for asset_id, seconds in product.ideal_cycle_s.items():
                 cycles["asset_id"].append(asset_id)
                 cycles["product_id"].append(product.id)

@@ -17,8 +17,8 @@ category_times AS (
            sum(epoch(least(s.t1, p.end_ts)) - epoch(greatest(s.t0, p.start_ts)))
                FILTER (WHERE s.category = 'delay' AND epoch(s.t1) - epoch(s.ts) < $minor_stop_s) AS minor_s,
            -- episodes: entries into the category that begin inside planned time (so every episode
-           -- belongs to exactly one window, whatever the windows are)
-           count(DISTINCT s.ts) FILTER (
+           -- belongs to exactly one window); pieces do not overlap, so one piece holds the start
+           count(*) FILTER (
                WHERE s.prev_category IS DISTINCT FROM s.category AND s.ts >= p.start_ts AND s.ts < p.end_ts
            ) AS episodes
     FROM state_spans s
@@ -39,24 +39,31 @@ machine_times AS (
     FROM category_times
     GROUP BY asset_id
 ),
-machine_counts AS (
-    SELECT c.asset_id,
-           sum(c.produced)::BIGINT AS produced,
-           sum(c.produced - c.scrap)::BIGINT AS good,
-           sum(c.scrap)::BIGINT AS scrap,
-           sum(c.produced * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS ideal_s,
-           sum((c.produced - c.scrap) * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS good_ideal_s,
-           sum(CASE WHEN coalesce(ic.ideal_cycle_s, m.ideal_cycle_s) IS NULL THEN c.produced ELSE 0 END)::BIGINT
-               AS units_without_ideal_cycle
+planned_counts AS (
+    -- units per machine and product in planned time, summed before ideal cycle times are joined
+    SELECT c.asset_id, c.product_id, sum(c.produced) AS produced, sum(c.scrap) AS scrap
     FROM counts c
     JOIN machines m USING (asset_id)
     -- planned pieces never cross a UTC midnight, so a count meets only its own day's pieces; a count
     -- at exactly midnight closes the previous day's last piece (counts cover (start, end])
     JOIN planned p ON p.site_id = m.site_id AND p.day = CAST(c.ts - INTERVAL 1 MICROSECOND AS DATE)
                   AND c.ts > p.start_ts AND c.ts <= p.end_ts
-    LEFT JOIN ideal_cycle ic ON ic.asset_id = c.asset_id AND ic.product_id = c.product_id
     WHERE c.tenant = $tenant AND c.ts > $start AND c.ts <= $end
-    GROUP BY c.asset_id
+    GROUP BY c.asset_id, c.product_id
+),
+machine_counts AS (
+    SELECT k.asset_id,
+           sum(k.produced)::BIGINT AS produced,
+           sum(k.produced - k.scrap)::BIGINT AS good,
+           sum(k.scrap)::BIGINT AS scrap,
+           sum(k.produced * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS ideal_s,
+           sum((k.produced - k.scrap) * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS good_ideal_s,
+           sum(CASE WHEN coalesce(ic.ideal_cycle_s, m.ideal_cycle_s) IS NULL THEN k.produced ELSE 0 END)::BIGINT
+               AS units_without_ideal_cycle
+    FROM planned_counts k
+    JOIN machines m USING (asset_id)
+    LEFT JOIN ideal_cycle ic ON ic.asset_id = k.asset_id AND ic.product_id = k.product_id
+    GROUP BY k.asset_id
 ),
 per_machine AS (
     SELECT m.site_id, m.area_id, m.line_id, m.asset_id,

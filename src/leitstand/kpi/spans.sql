@@ -17,12 +17,13 @@ state_points AS (
     GROUP BY asset_id
 ),
 state_spans AS (
-    SELECT asset_id, state, reason, category, ts, greatest(ts, $start) AS t0, t1,
-           lag(category) OVER (PARTITION BY asset_id ORDER BY ts) AS prev_category
+    SELECT asset_id, state, reason, ts, category, greatest(ts, $start) AS t0,
+           -- a span lasts until the next state; the newest state lasts until now
+           lead(ts, 1, greatest($now, $end)) OVER w AS t1,
+           lag(category) OVER w AS prev_category
     FROM (
-        SELECT sp.asset_id, sp.state, sp.reason, sp.ts, coalesce(sm.category, 'unknown') AS category,
-               -- a span lasts until the next state; the newest state lasts until now
-               lead(sp.ts, 1, greatest($now, $end)) OVER (PARTITION BY sp.asset_id ORDER BY sp.ts) AS t1
+        SELECT sp.*, coalesce(sm.category, 'unknown') AS category
         FROM state_points sp LEFT JOIN state_map sm ON sm.state = sp.state
     )
+    WINDOW w AS (PARTITION BY asset_id ORDER BY ts)
 ),
