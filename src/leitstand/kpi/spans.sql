@@ -1,6 +1,6 @@
 -- The state spans of a tenant's machines around the window [$start, $end): each state lasts from its
 -- `ts` to the machine's next state (the newest one until now), with its time category and the category
--- before it. Shared by the OEE and the downtime queries (`kpi/queries.py` composes them).
+-- before it. Shared by the OEE and the downtime queries (`kpi/oee.py` composes them).
 state_points AS (
     SELECT asset_id, ts, state, reason FROM states
     WHERE tenant = $tenant AND ts >= $start AND ts < $end
