@@ -406,3 +406,36 @@ def test_the_downtime_pareto_ranks_lost_planned_time_by_state_and_reason(stores)
     ]
     _end, only_m2 = oee.downtime("acme", at(0), at(120), within="m2", top=1)
     assert [(r["state"], r["duration_s"]) for r in only_m2] == [("SETUP", 20 * 60)]
+
+
+def test_a_window_given_in_another_offset_gives_the_same_answer_as_in_utc(stores) -> None:
+    from datetime import timezone
+
+    events, oee = stores
+    # a count just before UTC midnight, on a site planned around the clock (s2)
+    midnight = datetime(2026, 11, 19, tzinfo=UTC)
+    write_states(events, [("m9", midnight - timedelta(hours=2), "RUNNING")])
+    write_counts(events, [("m9", midnight - timedelta(minutes=30), 40, 0)])
+    plus_two = timezone(timedelta(hours=2))
+    utc = row(
+        oee.compute("acme", midnight - timedelta(hours=1), midnight + timedelta(hours=1)).rows,
+        "machine",
+        "m9",
+    )
+    local = row(
+        oee.compute(
+            "acme", datetime(2026, 11, 19, 1, tzinfo=plus_two), datetime(2026, 11, 19, 3, tzinfo=plus_two)
+        ).rows,
+        "machine",
+        "m9",
+    )
+    assert local["inputs"] == utc["inputs"]
+    assert local["inputs"]["produced"] == 40
+
+
+def test_pareto_shares_are_of_all_lost_time_even_when_only_the_top_rows_are_returned(stores) -> None:
+    events, oee = stores
+    write_states(events, [("m1", at(0), "DOWN"), ("m1", at(30), "IDLE"), ("m1", at(40), "RUNNING")])
+    _end, rows = oee.downtime("acme", at(0), at(60), top=1)
+    assert [r["state"] for r in rows] == ["DOWN"]
+    assert rows[0]["total_lost_s"] == 40 * 60

@@ -10,6 +10,7 @@ lost AS (
     WHERE s.category NOT IN ('production', 'planned_down')
 )
 SELECT category, state, reason, sum(dur_s) AS duration_s,
+       sum(sum(dur_s)) OVER () AS total_lost_s,  -- over all rows, before LIMIT
        count(DISTINCT (asset_id, ts)) FILTER (WHERE ts >= $start)::BIGINT AS stops,
        count(DISTINCT asset_id)::BIGINT AS machines
 FROM lost

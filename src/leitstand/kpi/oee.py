@@ -144,8 +144,11 @@ class OeeService:
         if within is not None and within not in {a.id for a in self.assets(tenant)}:
             raise NotFound(f"asset {within!r} not found")
 
-    def _end(self, start: datetime, end: datetime) -> datetime:
-        return max(start, min(end, self._clock()))
+    def _window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """The window checked, in UTC (planned pieces are cut at UTC midnights), ending now at the latest."""
+        check_window(start, end)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        return start, max(start, min(end, self._clock()))
 
     def _params(self, tenant: str, start: datetime, end: datetime) -> dict[str, Any]:
         return {
@@ -162,9 +165,8 @@ class OeeService:
     ) -> tuple[datetime, list[dict[str, Any]]]:
         """The largest losses of planned busy time by category, state and reason (a downtime Pareto),
         over the machines at or below `within`; returns the effective window end and the rows."""
-        check_window(start, end)
+        start, end = self._window(start, end)
         self.check_within(tenant, within)
-        end = self._end(start, end)
         inputs = self.inputs(tenant, start, end)
         machines = inputs.machines
         if within is not None:
@@ -186,11 +188,10 @@ class OeeService:
 
         A window reaching past now ends now: time that has not happened is neither planned nor lost.
         """
-        check_window(start, end)
+        start, end = self._window(start, end)
         if level is not None and level not in LEVELS:
             raise InputError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
         self.check_within(tenant, within)
-        end = self._end(start, end)
         assets = self.assets(tenant)
         by_id = {a.id: a for a in assets}
         inputs = self.inputs(tenant, start, end)
@@ -278,7 +279,7 @@ def _union(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetim
 
 def _by_utc_day(intervals: Iterable[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
     """Cut intervals at every UTC midnight, so that each piece lies within one UTC date."""
-    for lo, hi in intervals:
+    for lo, hi in ((a.astimezone(UTC), b.astimezone(UTC)) for a, b in intervals):
         while lo.date() != hi.date() and hi != datetime.combine(lo.date(), time(), UTC) + timedelta(days=1):
             midnight = datetime.combine(lo.date(), time(), UTC) + timedelta(days=1)
             yield lo, midnight

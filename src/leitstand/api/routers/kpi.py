@@ -56,9 +56,8 @@ def downtime(
     number of stops that began in the window and how many machines had them."""
     lo, hi = window(start, end, hours)
     effective_end, rows = rt.oee.downtime(who.tenant_id, lo, hi, within=within, top=top)
-    total = sum(r["duration_s"] for r in rows)
     running = 0.0
-    for r in rows:
+    for r in rows:  # shares of all lost time, not only of the rows returned
         running += r["duration_s"]
-        r["cumulative_share"] = running / total if total else None
+        r["cumulative_share"] = running / r["total_lost_s"] if r["total_lost_s"] else None
     return {"window": {"start": lo.isoformat(), "end": effective_end.isoformat()}, "rows": rows}
