@@ -44,7 +44,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # Front-end assets come from the npm registry at build time and are served by the app (no CDN).
 web-assets: $(VENDOR)/.built
 $(VENDOR)/.built: src/leitstand/web/package.json src/leitstand/web/package-lock.json
-	cd src/leitstand/web && npm ci --silent --no-audit --no-fund
+	cd src/leitstand/web && npm ci --silent --no-audit --no-fund --ignore-scripts
 	mkdir -p $(VENDOR)
 	cp src/leitstand/web/node_modules/uplot/dist/uPlot.iife.min.js $(VENDOR)/
 	cp src/leitstand/web/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/

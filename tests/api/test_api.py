@@ -247,7 +247,12 @@ def test_two_tenants_with_the_same_asset_ids_never_see_each_others_data(
     assert len(client.get("/api/v1/rejects", headers=admin).json()["rejects"]) == 1
 
 
-def test_the_downtime_pareto_is_served_with_cumulative_shares(client: TestClient, admin: dict) -> None:
+def test_the_downtime_pareto_is_served_with_cumulative_shares(
+    client: TestClient, admin: dict, example_model: dict
+) -> None:
+    rival = login(client, "rival-admin")
+    example_model["sites"][0].pop("calendar")  # planned around the clock, so any day of the week works
+    client.post("/api/v1/assets", json=example_model, headers=rival)
     now = datetime.now(UTC).replace(microsecond=0)
     states = [
         {
@@ -256,13 +261,24 @@ def test_the_downtime_pareto_is_served_with_cumulative_shares(client: TestClient
             "state": s,
             "reason": r,
         }
-        for m, s, r in ((50, "RUNNING", None), (40, "DOWN", "TOOL_BREAK"), (20, "RUNNING", None))
+        for m, s, r in (
+            (50, "RUNNING", None),
+            (40, "DOWN", "TOOL_BREAK"),
+            (25, "IDLE", None),
+            (20, "RUNNING", None),
+        )
     ]
-    client.post("/api/v1/ingest/states", json=states, headers=admin)
-    body = client.get("/api/v1/kpi/downtime?hours=1&within=hh", headers=admin).json()
+    client.post("/api/v1/ingest/states", json=states, headers=rival)
+    body = client.get("/api/v1/kpi/downtime?hours=1&within=hh", headers=rival).json()
     assert set(body["window"]) == {"start", "end"}
+    assert [(r["state"], r["reason"], r["duration_s"]) for r in body["rows"]] == [
+        ("DOWN", "TOOL_BREAK", 900.0),
+        ("IDLE", None, 300.0),
+    ]
     shares = [r["cumulative_share"] for r in body["rows"]]
     assert shares == sorted(shares)
     assert not body["rows"] or shares[-1] == pytest.approx(1.0)
-    rival = login(client, "rival-admin")
-    assert client.get("/api/v1/kpi/downtime?within=hh", headers=rival).status_code == 404
+    assert shares[0] == pytest.approx(0.75)
+    # acme has the same asset ids but none of this data
+    assert client.get("/api/v1/kpi/downtime?hours=1&within=hh", headers=admin).json()["rows"] == []
+    assert client.get("/api/v1/kpi/downtime?within=nowhere", headers=rival).status_code == 404

@@ -265,7 +265,7 @@ def test_a_full_queue_answers_429_with_retry_after_and_loses_nothing_accepted(
 def _decoded(records: list[dict]):
     import orjson
 
-    from leitstand.ingest.decode import decode_json
+    from leitstand.ingest.decode_json import decode_json
 
     return decode_json(orjson.dumps(records), SAMPLES)
 

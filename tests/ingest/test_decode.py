@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from leitstand.domain.errors import InputError, PayloadTooLarge, UnsupportedMediaType
 from leitstand.domain.records import COUNTS, SAMPLES, STATES, TS_TYPE, RecordSpec
-from leitstand.ingest.decode import Decoded, decode_body, decode_json
+from leitstand.ingest.conform import Decoded
+from leitstand.ingest.decode import decode_body
+from leitstand.ingest.decode_json import decode_json
 
 T = datetime(2026, 11, 20, 6, tzinfo=UTC)
 EPOCH_MS = 1_795_154_400_000  # T in epoch milliseconds

@@ -81,7 +81,7 @@ def stores(tmp_path: Path) -> Iterator[tuple[DuckDBEventStore, OeeService]]:
     metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
     metadata.ensure_tenant(Tenant("acme", "ACME"))
     metadata.import_asset_model("acme", parse_asset_model(MODEL))
-    yield events, OeeService(events, metadata, AssetCache(metadata))
+    yield events, OeeService(events, AssetCache(metadata))
     events.close()
     metadata.close()
 
@@ -206,7 +206,7 @@ def test_a_window_reaching_into_the_future_ends_now(tmp_path) -> None:
     metadata.ensure_tenant(Tenant("acme", "ACME"))
     metadata.import_asset_model("acme", parse_asset_model(MODEL))
     now = at(60)
-    oee = OeeService(events, metadata, AssetCache(metadata), clock=lambda: now)
+    oee = OeeService(events, AssetCache(metadata), clock=lambda: now)
     write_states(events, [("m1", at(0), "RUNNING")])
     answer = oee.compute("acme", at(0), at(480))
     m1 = row(answer.rows, "machine", "m1")
@@ -235,7 +235,7 @@ def test_overlapping_shifts_count_planned_time_and_units_once(tmp_path) -> None:
     metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
     metadata.ensure_tenant(Tenant("acme", "ACME"))
     metadata.import_asset_model("acme", parse_asset_model(model))
-    oee = OeeService(events, metadata, AssetCache(metadata))
+    oee = OeeService(events, AssetCache(metadata))
     write_states(events, [("m1", at(0), "RUNNING")])
     write_counts(events, [("m1", at(7.5 * 60), 100, 0)])  # 13:30, inside both shifts
     m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
@@ -398,13 +398,13 @@ def test_the_downtime_pareto_ranks_lost_planned_time_by_state_and_reason(stores)
         schema=STATES.schema,
     )
     events.write([WriteBatch(RecordKind.STATES, table)])
-    _end, pareto = oee.downtime("acme", at(0), at(120))
+    pareto = oee.downtime("acme", at(0), at(120)).rows
     assert [(r["state"], r["reason"], r["duration_s"], r["stops"], r["machines"]) for r in pareto] == [
         ("DOWN", "TOOL_BREAK", 57 * 60, 2, 1),
         ("SETUP", "CHANGEOVER", 20 * 60, 1, 1),
         ("IDLE", "NO_MATERIAL", 3 * 60, 1, 1),
     ]
-    _end, only_m2 = oee.downtime("acme", at(0), at(120), within="m2", top=1)
+    only_m2 = oee.downtime("acme", at(0), at(120), within="m2", top=1).rows
     assert [(r["state"], r["duration_s"]) for r in only_m2] == [("SETUP", 20 * 60)]
 
 
@@ -436,6 +436,6 @@ def test_a_window_given_in_another_offset_gives_the_same_answer_as_in_utc(stores
 def test_pareto_shares_are_of_all_lost_time_even_when_only_the_top_rows_are_returned(stores) -> None:
     events, oee = stores
     write_states(events, [("m1", at(0), "DOWN"), ("m1", at(30), "IDLE"), ("m1", at(40), "RUNNING")])
-    _end, rows = oee.downtime("acme", at(0), at(60), top=1)
+    rows = oee.downtime("acme", at(0), at(60), top=1).rows
     assert [r["state"] for r in rows] == ["DOWN"]
     assert rows[0]["total_lost_s"] == 40 * 60

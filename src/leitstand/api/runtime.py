@@ -42,7 +42,6 @@ class Runtime:
         asset_cache = AssetCache(metadata)
         oee = OeeService(
             events,
-            metadata,
             asset_cache,
             state_lookback=timedelta(seconds=settings.state_lookback_s),
             minor_stop_threshold=timedelta(seconds=settings.minor_stop_threshold_s),

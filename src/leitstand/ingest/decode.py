@@ -19,8 +19,6 @@ from leitstand.domain.records import RecordSpec
 from leitstand.ingest.conform import Decoded, conform, too_many_records
 from leitstand.ingest.decode_json import decode_json
 
-__all__ = ["CONTENT_TYPES", "Decoded", "conform", "decode_body", "decode_json"]
-
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
 PARQUET = "application/vnd.apache.parquet"

@@ -19,7 +19,7 @@ from leitstand.domain.calendar import parse_calendar
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, TimeCategory
 from leitstand.store.asset_cache import AssetCache
-from leitstand.store.interfaces import EventStore, MetadataStore
+from leitstand.store.interfaces import EventStore
 
 _SQL = Path(__file__).parent
 _SPANS = (_SQL / "spans.sql").read_text()
@@ -51,8 +51,8 @@ class OeeInputs:
 
 
 @dataclass(frozen=True, slots=True)
-class OeeAnswer:
-    """OEE rows for the window [start, end); `end` is the requested end, or now if that came first."""
+class KpiAnswer:
+    """Rows for the window [start, end) in UTC; `end` is the requested end, or now if that came first."""
 
     start: datetime
     end: datetime
@@ -65,7 +65,6 @@ class OeeService:
     def __init__(
         self,
         events: EventStore,
-        metadata: MetadataStore,
         asset_cache: AssetCache,
         state_categories: Mapping[str, TimeCategory] | None = None,
         state_lookback: timedelta = timedelta(days=7),
@@ -73,7 +72,6 @@ class OeeService:
         minor_stop_threshold: timedelta = timedelta(minutes=5),
     ) -> None:
         self._events = events
-        self._metadata = metadata
         categories = state_categories or DEFAULT_STATE_CATEGORIES
         self._state_map = pa.table(
             {"state": list(categories), "category": [TimeCategory(c).value for c in categories.values()]}
@@ -162,9 +160,9 @@ class OeeService:
 
     def downtime(
         self, tenant: str, start: datetime, end: datetime, within: str | None = None, top: int = 20
-    ) -> tuple[datetime, list[dict[str, Any]]]:
+    ) -> KpiAnswer:
         """The largest losses of planned busy time by category, state and reason (a downtime Pareto),
-        over the machines at or below `within`; returns the effective window end and the rows."""
+        over the machines at or below `within`."""
         start, end = self._window(start, end)
         self.check_within(tenant, within)
         inputs = self.inputs(tenant, start, end)
@@ -174,7 +172,7 @@ class OeeService:
             machines = machines.filter(pc.is_in(machines["asset_id"], value_set=pa.array(sorted(keep))))
         tables = {**inputs.as_tables(), "machines": machines}
         table = self._events.query(DOWNTIME_SQL, {**self._params(tenant, start, end), "top": top}, tables)
-        return end, table.to_pylist()
+        return KpiAnswer(start, end, table.to_pylist())
 
     def compute(
         self,
@@ -183,7 +181,7 @@ class OeeService:
         end: datetime,
         level: str | None = None,
         within: str | None = None,
-    ) -> OeeAnswer:
+    ) -> KpiAnswer:
         """OEE rows for the window [start, end), optionally only one level and only below `within`.
 
         A window reaching past now ends now: time that has not happened is neither planned nor lost.
@@ -213,7 +211,7 @@ class OeeService:
                 continue
             asset = by_id.get(row["id"])
             rows.append(_shape(row, asset))
-        return OeeAnswer(start, end, rows)
+        return KpiAnswer(start, end, rows)
 
 
 def check_window(start: datetime, end: datetime) -> None:

@@ -32,7 +32,8 @@ def readyz(rt: Runtime = Depends(runtime)) -> dict[str, object]:
 
 
 DUCKDB_MEMORY = Gauge(
-    "leitstand_duckdb_memory_bytes", "Memory held by DuckDB's buffer manager (bounded by duckdb_memory_limit)"
+    "leitstand_duckdb_memory_bytes",
+    "Memory DuckDB accounts for in duckdb_memory(); its cache holds more, up to duckdb_memory_limit",
 )
 
 

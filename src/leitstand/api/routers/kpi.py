@@ -55,9 +55,9 @@ def downtime(
     """Downtime Pareto: planned busy time lost by category, state and reason, largest first, with the
     number of stops that began in the window and how many machines had them."""
     lo, hi = window(start, end, hours)
-    effective_end, rows = rt.oee.downtime(who.tenant_id, lo, hi, within=within, top=top)
+    answer = rt.oee.downtime(who.tenant_id, lo, hi, within=within, top=top)
     running = 0.0
-    for r in rows:  # shares of all lost time, not only of the rows returned
+    for r in answer.rows:  # shares of all lost time, not only of the rows returned
         running += r["duration_s"]
         r["cumulative_share"] = running / r["total_lost_s"] if r["total_lost_s"] else None
-    return {"window": {"start": lo.isoformat(), "end": effective_end.isoformat()}, "rows": rows}
+    return {"window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()}, "rows": answer.rows}

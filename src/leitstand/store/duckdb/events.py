@@ -143,7 +143,7 @@ class DuckDBEventStore:
         return result["lo"][0].as_py(), result["hi"][0].as_py()
 
     def memory_bytes(self) -> int:
-        """Bytes DuckDB's buffer manager holds now (cached table data, hash tables, …)."""
+        """Bytes DuckDB accounts for in `duckdb_memory()`; its cache keeps more (docs/benchmarks.md)."""
         table = self.query("SELECT sum(memory_usage_bytes)::BIGINT AS used FROM duckdb_memory()")
         return int(table["used"][0].as_py() or 0)
 
