@@ -24,6 +24,13 @@ from leitstand.domain.tenancy import Role
 
 EXAMPLE_MODEL = Path(__file__).parent.parent / "examples" / "asset-model.yaml"
 PASSWORD = "correct horse battery"
+# Limits high enough that only the tests of the limits meet them.
+TEST_SETTINGS: dict[str, object] = {
+    "ingest_queue_records": 100_000,
+    "login_attempts_per_min": 100_000,
+    "tenant_requests_per_s": 100_000,
+    "tenant_request_burst": 100_000,
+}
 
 
 def free_port() -> int:
@@ -40,7 +47,7 @@ def example_model() -> dict[str, object]:
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on fresh stores with two tenants (acme, rival), each with an admin and a viewer."""
-    rt = Runtime.build(load_settings(data_dir=tmp_path / "data", ingest_queue_records=100_000))
+    rt = Runtime.build(load_settings(data_dir=tmp_path / "data", **TEST_SETTINGS))
     for tenant in ("acme", "rival"):
         rt.identity.create_tenant(tenant, tenant.title())
         rt.identity.create_user(tenant, f"{tenant}-admin", PASSWORD, Role.TENANT_ADMIN)

@@ -147,3 +147,36 @@ def test_simulate_feeds_a_running_server_over_http(demo_server: DemoServer) -> N
     assert result.exit_code == 0, result.output
     after = httpx.get(f"{demo_server.base_url}/api/v1/records", headers=headers).json()
     assert after["samples"]["count"] > before["samples"]["count"]
+
+
+def test_mqtt_acl_writes_each_gateways_site_topics_and_rotate_keys_retires(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from leitstand.access.identity import IdentityService
+    from leitstand.access.tokens import KeyRing
+    from leitstand.store.sql import SqlMetadataStore
+
+    runner = CliRunner()
+    env = {"LEITSTAND_NEW_PASSWORD": "a long enough password", "LEITSTAND_MQTT_PASSWORD": "ingest secret"}
+    created = runner.invoke(
+        app, ["create-user", "ops", "--tenant", "acme", "--data-dir", str(tmp_path)], env=env
+    )
+    assert created.exit_code == 0, created.output
+    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.sqlite'}")
+    keys = KeyRing(metadata, "leitstand")
+    _, token, _ = IdentityService(metadata, keys).create_gateway("acme", "gw-1", "hh", timedelta(days=1))
+    result = runner.invoke(
+        app, ["mqtt-acl", "--out", str(tmp_path / "mqtt"), "--data-dir", str(tmp_path)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    acl = (tmp_path / "mqtt" / "acl").read_text()
+    assert "user acme/gw-1\ntopic write acme/hh/#" in acl
+    assert "user leitstand-ingest" in acl
+    passwd = (tmp_path / "mqtt" / "passwd").read_text()
+    assert passwd.count("$7$") == 2
+    assert token not in passwd
+
+    rotated = runner.invoke(app, ["rotate-keys", "--retire-others", "--data-dir", str(tmp_path)])
+    assert rotated.exit_code == 0, rotated.output
+    assert [k.retired_at is None for k in metadata.signing_keys()] == [False, True]
+    metadata.close()

@@ -23,7 +23,15 @@ def test_every_cli_command_and_option_is_documented() -> None:
     text = (DOCS / "cli.md").read_text()
     group = typer.main.get_command(app)
     commands = group.commands  # type: ignore[attr-defined]
-    assert set(commands) == {"demo", "serve", "simulate", "import-assets", "create-user"}
+    assert set(commands) == {
+        "demo",
+        "serve",
+        "simulate",
+        "import-assets",
+        "create-user",
+        "rotate-keys",
+        "mqtt-acl",
+    }
     for name, command in commands.items():
         assert f"`leitstand {name}" in text, name
         for param in command.params:

@@ -30,7 +30,7 @@ def test_login_sets_the_session_cookie_and_returns_to_next(client: TestClient) -
     assert response.status_code == 303
     assert response.headers["location"] == "/plants/hh?hours=8"
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}=lst_")
+    assert cookie.startswith(f"{SESSION_COOKIE}=eyJ")  # a JWT
     assert "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower()
     page = client.get("/", headers=HTML)

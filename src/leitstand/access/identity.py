@@ -1,12 +1,12 @@
-"""Passwords (Argon2id) and credentials: opaque random secrets, stored only as SHA-256 hashes.
+"""Accounts and credentials: Argon2id passwords, signed session tokens and API keys, OIDC logins.
 
-A login session and an API token are the same kind of thing: a secret the caller shows and the store
-knows only by its hash, with an expiry. No signing key exists, so none can leak or be left at a default.
+A login session and an API key are the same kind of thing: a signed JWT (see `tokens`) with an expiry
+and a token id that the metadata store must still hold. A token from a configured OpenID Connect
+provider is accepted too; its user is provisioned on first sight with the role the provider names.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 from collections.abc import Callable
@@ -16,13 +16,20 @@ from typing import Literal, Protocol
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from leitstand.access.mosquitto import mosquitto_password_hash
+from leitstand.access.oidc import OidcVerifier
+from leitstand.access.tokens import KeyRing
 from leitstand.domain.errors import InputError, Unauthenticated
-from leitstand.domain.tenancy import Principal, Role, Tenant
+from leitstand.domain.tenancy import PLATFORM_TENANT, Principal, Role, Tenant
 from leitstand.store.interfaces import MetadataStore
 
 SESSION_LIFETIME = timedelta(hours=12)
+MAX_API_KEY_LIFETIME = timedelta(days=365)
 SESSION_COOKIE = "leitstand_session"
-TOKEN_PREFIX = "lst_"
+MIN_PASSWORD = 12
+# Accounts without a password here (gateways, OIDC users) store this; it is no Argon2 hash, so no
+# password ever verifies against it.
+NO_PASSWORD = "!"
 _hasher = PasswordHasher()
 # Each Argon2 verification takes 64 MiB and a core for tens of milliseconds; at most this many run at once,
 # so a burst of login attempts queues instead of exhausting memory.
@@ -49,31 +56,49 @@ def set_session_cookie(response: SessionCookieWriter, secret: str, expires: date
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax", secure=secure, expires=expires)
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 class IdentityService:
-    """Creates users and credentials, and resolves a presented secret to its principal."""
+    """Creates accounts and tokens, and resolves a presented token to its principal."""
 
     def __init__(
-        self, metadata: MetadataStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        metadata: MetadataStore,
+        keys: KeyRing,
+        oidc: OidcVerifier | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._metadata = metadata
+        self.keys = keys
+        self._oidc = oidc
         self._clock = clock
 
-    def create_tenant(self, tenant_id: str, name: str) -> Tenant:
-        tenant = Tenant(tenant_id, name)
+    def create_tenant(self, tenant_id: str, name: str, bpn: str | None = None) -> Tenant:
+        tenant = Tenant(tenant_id, name, bpn)
         self._metadata.ensure_tenant(tenant)
         return tenant
 
     def create_user(self, tenant_id: str, username: str, password: str, role: Role) -> Principal:
-        if len(password) < 12:
-            raise InputError("passwords need at least 12 characters")
+        if role is Role.GATEWAY:
+            raise InputError("gateways are service accounts without a password; create them as gateways")
+        if (role is Role.PLATFORM_ADMIN) != (tenant_id == PLATFORM_TENANT):
+            raise InputError(f"platform admins, and only they, belong to the tenant {PLATFORM_TENANT!r}")
+        if len(password) < MIN_PASSWORD:
+            raise InputError(f"passwords need at least {MIN_PASSWORD} characters")
         return self._metadata.create_user(tenant_id, username, _hasher.hash(password), role)
 
+    def create_gateway(
+        self, tenant_id: str, name: str, site: str, lifetime: timedelta
+    ) -> tuple[Principal, str, datetime]:
+        """A service account that may only publish data of `site`, with its first API key. The key is
+        also its MQTT password; the broker's password file holds only a hash of it."""
+        # The tenant is part of the name, so no tenant learns which gateway names others use.
+        username = f"{tenant_id}/{name}"
+        gateway = self._metadata.create_user(tenant_id, username, NO_PASSWORD, Role.GATEWAY, "service", site)
+        token, expires = self.issue_api_token(gateway, f"gateway {name}", lifetime)
+        self._metadata.set_mqtt_password_hash(gateway.user_id, mosquitto_password_hash(token))
+        return gateway, token, expires
+
     def login(self, username: str, password: str) -> tuple[Principal, str, datetime]:
-        """Check a password; return the principal, a new session secret and its expiry."""
+        """Check a password; return the principal, a new session token and its expiry."""
         found = self._metadata.user_by_name(username)
         try:
             with _VERIFY_SLOTS:
@@ -85,27 +110,54 @@ class IdentityService:
         principal, stored_hash = found
         if _hasher.check_needs_rehash(stored_hash):
             self._metadata.update_password_hash(principal.user_id, _hasher.hash(password))
-        expires = self._clock() + SESSION_LIFETIME
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self._metadata.store_credential(hash_secret(secret), principal.user_id, "session", expires)
-        return principal, secret, expires
+        token, expires = self._issue(principal, "session", SESSION_LIFETIME, "")
+        return principal, token, expires
 
-    def issue_api_token(self, principal: Principal, name: str, lifetime: timedelta | None = None) -> str:
-        """A long-lived token for a machine client (gateway, simulator, script), shown once."""
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires = self._clock() + lifetime if lifetime else None
-        self._metadata.store_credential(hash_secret(secret), principal.user_id, "api", expires, name)
-        return secret
+    def issue_api_token(self, principal: Principal, name: str, lifetime: timedelta) -> tuple[str, datetime]:
+        """A token for a machine client (gateway, simulator, script), shown once."""
+        if lifetime > MAX_API_KEY_LIFETIME:
+            raise InputError(f"API keys live at most {MAX_API_KEY_LIFETIME.days} days")
+        return self._issue(principal, "api", lifetime, name)
 
-    def authenticate(self, secret: str) -> Principal:
-        """The principal a secret belongs to, or Unauthenticated when unknown or expired."""
-        credential = self._metadata.credential(hash_secret(secret))
-        if credential is None:
-            raise Unauthenticated("the credential is not valid")
-        if credential.expires_at is not None and credential.expires_at <= self._clock():
-            self._metadata.delete_credential(hash_secret(secret))
-            raise Unauthenticated("the credential has expired; log in again")
+    def _issue(self, principal: Principal, kind: str, lifetime: timedelta, name: str) -> tuple[str, datetime]:
+        now = self._clock()
+        expires = now + lifetime
+        jti = secrets.token_urlsafe(18)
+        self._metadata.store_token(jti, principal.user_id, kind, expires, name)
+        claims = {
+            "sub": str(principal.user_id),
+            "jti": jti,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "tenant": principal.tenant_id,
+            "role": principal.role.value,
+            "kind": kind,
+        }
+        if principal.site:
+            claims["site"] = principal.site
+        return self.keys.sign(claims), expires
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal a token belongs to, or Unauthenticated when it is invalid, expired or revoked."""
+        if self._oidc is not None and not self.keys.knows(token) and self._oidc.accepts(token):
+            return self._oidc.authenticate(token, self._metadata)
+        claims = self.keys.verify(token)
+        credential = self._metadata.token(str(claims["jti"]))
+        if credential is None or str(credential.principal.user_id) != claims["sub"]:
+            raise Unauthenticated("the token was revoked; log in again")
+        if credential.expires_at <= self._clock():
+            self._metadata.delete_token(credential.jti)
+            raise Unauthenticated("the token has expired; log in again")
         return credential.principal
 
-    def logout(self, secret: str) -> None:
-        self._metadata.delete_credential(hash_secret(secret))
+    def token_id(self, token: str) -> str | None:
+        """The id of a token this installation signed and that is still valid, else None."""
+        try:
+            return str(self.keys.verify(token)["jti"])
+        except Unauthenticated:
+            return None
+
+    def logout(self, token: str) -> None:
+        jti = self.token_id(token)
+        if jti is not None:
+            self._metadata.delete_token(jti)

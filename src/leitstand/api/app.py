@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from leitstand import __version__
 from leitstand.api import errors
 from leitstand.api.live import LiveHub
-from leitstand.api.routers import assets, auth, health, ingest, kpi, live
+from leitstand.api.routers import accounts, admin, agreements, assets, auth, health, ingest, kpi, live
 from leitstand.api.runtime import Runtime
 from leitstand.web import pages
 
@@ -59,8 +59,9 @@ def create_app(rt: Runtime) -> FastAPI:
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()
         return response
 
-    for module in (health, auth, assets, ingest, kpi, live):
+    for module in (health, auth, accounts, agreements, admin, assets, ingest, kpi, live):
         app.include_router(module.router)
+    app.include_router(auth.well_known)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
@@ -73,5 +74,10 @@ def create_app(rt: Runtime) -> FastAPI:
             swagger_favicon_url="/static/favicon.svg",
         )
 
-    pages.install(app, rt.identity, secure_cookie=rt.settings.session_cookie_secure)
+    pages.install(
+        app,
+        rt.identity,
+        lambda request, username, password: auth.login_checked(rt, request, username, password),
+        secure_cookie=rt.settings.session_cookie_secure,
+    )
     return app

@@ -6,9 +6,16 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from leitstand.access.audit import AuditLog
 from leitstand.access.identity import IdentityService
+from leitstand.access.limits import RateLimiter
+from leitstand.access.oidc import OidcProvider, OidcVerifier
+from leitstand.access.policy import AccessService
+from leitstand.access.tokens import KeyRing
 from leitstand.api.settings import Settings
 from leitstand.domain.assets import AssetLevel
+from leitstand.domain.errors import InputError
+from leitstand.domain.tenancy import PLATFORM_TENANT, Tenant
 from leitstand.ingest.pipeline import IngestPipeline
 from leitstand.ingest.validate import AssetCatalog, IngestPolicy
 from leitstand.kpi.oee import OeeService
@@ -17,6 +24,26 @@ from leitstand.store.duckdb import DuckDBEventStore
 from leitstand.store.sql import SqlMetadataStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Rate limits and quotas, per tenant, and per user name and client address for logins."""
+
+    requests: RateLimiter
+    ingest_records: RateLimiter
+    logins: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings) -> Limits:
+        per_min = settings.login_attempts_per_min
+        return cls(
+            RateLimiter(settings.tenant_requests_per_s, settings.tenant_request_burst, "request rate"),
+            RateLimiter(
+                settings.tenant_ingest_records_per_s, settings.tenant_ingest_burst_records, "ingest quota"
+            ),
+            RateLimiter(per_min / 60, max(1.0, per_min), "login attempt"),
+        )
 
 
 @dataclass
@@ -30,21 +57,30 @@ class Runtime:
     identity: IdentityService
     pipeline: IngestPipeline
     oee: OeeService
+    access: AccessService
+    limits: Limits
     closed: bool = False
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        try:
+            providers = [OidcProvider(**p) for p in settings.oidc_providers]
+        except TypeError as exc:
+            raise InputError(f"invalid oidc_providers setting: {exc}") from exc
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         events = DuckDBEventStore(
             settings.events_path, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
         )
         metadata = SqlMetadataStore(settings.metadata_database_url)
+        if metadata.tenant(PLATFORM_TENANT) is None:  # where platform admins live; it holds no data
+            metadata.ensure_tenant(Tenant(PLATFORM_TENANT, "Platform operator"))
         asset_cache = AssetCache(metadata)
         oee = OeeService(
             events,
             asset_cache,
             state_lookback=timedelta(seconds=settings.state_lookback_s),
             minor_stop_threshold=timedelta(seconds=settings.minor_stop_threshold_s),
+            max_window=timedelta(days=settings.max_query_days),
         )
 
         def catalog(tenant: str) -> AssetCatalog:
@@ -64,7 +100,15 @@ class Runtime:
             queue_records=settings.ingest_queue_records,
             block_timeout_s=settings.block_timeout_s if settings.backpressure == "block" else 0.0,
         )
-        return cls(settings, events, metadata, asset_cache, IdentityService(metadata), pipeline, oee)
+        identity = IdentityService(
+            metadata,
+            KeyRing(metadata, settings.token_issuer),
+            OidcVerifier(providers) if providers else None,
+        )
+        access = AccessService(metadata, asset_cache, AuditLog(metadata))
+        return cls(
+            settings, events, metadata, asset_cache, identity, pipeline, oee, access, Limits.build(settings)
+        )
 
     def start(self) -> None:
         self.pipeline.start()

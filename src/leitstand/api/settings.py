@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -51,6 +51,25 @@ class Settings(BaseSettings):
     )
     live_interval_s: float = Field(2.0, gt=0, description="Least time between two live updates to a client.")
     session_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (behind HTTPS).")
+    token_issuer: str = Field(
+        "leitstand", min_length=1, description="The `iss` of the tokens this installation signs."
+    )
+    oidc_providers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="OpenID Connect providers whose tokens are accepted (see docs/security.md).",
+    )
+    tenant_requests_per_s: float = Field(50, gt=0, description="API requests per second per tenant.")
+    tenant_request_burst: float = Field(500, ge=1, description="Requests a tenant may send in a burst.")
+    tenant_ingest_records_per_s: float = Field(
+        2_000_000, gt=0, description="Ingest quota: records per second per tenant."
+    )
+    tenant_ingest_burst_records: float = Field(
+        20_000_000, ge=1, description="Records a tenant may ingest in a burst above its quota."
+    )
+    login_attempts_per_min: float = Field(
+        10, gt=0, description="Login attempts per minute per user name and per client address."
+    )
+    max_query_days: float = Field(400, gt=0, description="Longest window a KPI query may span (days).")
     log_level: str = Field("INFO", description="Python log level.")
 
     @property

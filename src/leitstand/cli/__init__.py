@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from leitstand.cli import accounts, demo, import_assets, serve, simulate
+from leitstand.cli import accounts, demo, import_assets, mqtt_acl, serve, simulate
 
 app = typer.Typer(
     name="leitstand",
@@ -17,6 +17,8 @@ app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
 app.command("import-assets")(import_assets.import_assets)
 app.command("create-user")(accounts.create_user)
+app.command("rotate-keys")(accounts.rotate_keys)
+app.command("mqtt-acl")(mqtt_acl.mqtt_acl)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`leitstand create-user`: create a tenant (if new) and a user in it."""
+"""`leitstand create-user` (a tenant, if new, and a user in it) and `leitstand rotate-keys`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 
 from leitstand.access.identity import IdentityService
-from leitstand.cli.common import console, settings_from
-from leitstand.domain.errors import LeitstandError
+from leitstand.access.tokens import KeyRing
+from leitstand.cli.common import console, metadata_store
 from leitstand.domain.tenancy import Role
-from leitstand.store.sql import SqlMetadataStore
 
 
 def create_user(
@@ -25,16 +24,22 @@ def create_user(
     data_dir: Path | None = typer.Option(None),
 ) -> None:
     """Create a user (and its tenant if new) in the metadata store."""
-    settings = settings_from(config, data_dir=data_dir)
-    metadata = SqlMetadataStore(settings.metadata_database_url)
-    identity = IdentityService(metadata)
-    try:
+    with metadata_store(config, data_dir) as (settings, metadata):
+        identity = IdentityService(metadata, KeyRing(metadata, settings.token_issuer))
         if metadata.tenant(tenant) is None:
             identity.create_tenant(tenant, tenant_name or tenant)
         identity.create_user(tenant, username, password, role)
-    except LeitstandError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(2) from exc
-    finally:
-        metadata.close()
     console.print(f"created user [bold]{username}[/bold] ({role.value}) in tenant {tenant}")
+
+
+def rotate_keys(
+    retire_others: bool = typer.Option(
+        False, help="Also retire all older keys now: every token they signed stops working."
+    ),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False),
+    data_dir: Path | None = typer.Option(None),
+) -> None:
+    """Make a new token signing key; older keys verify until retired."""
+    with metadata_store(config, data_dir) as (settings, metadata):
+        kid, retired = KeyRing(metadata, settings.token_issuer).rotate(retire_others)
+    console.print(f"new signing key {kid}; retired: {', '.join(retired) or 'none'}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
@@ -14,6 +15,7 @@ from leitstand.api.app import create_app
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import Settings, load_settings
 from leitstand.domain.errors import LeitstandError
+from leitstand.store.sql import SqlMetadataStore
 
 console = Console(stderr=True)
 
@@ -29,6 +31,21 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     )
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
+
+
+@contextmanager
+def metadata_store(config: Path | None, data_dir: Path | None) -> Iterator[tuple[Settings, SqlMetadataStore]]:
+    """The settings and the metadata store for a command that works on the store directly; a
+    LeitstandError inside ends the command with its message and exit code 2."""
+    settings = settings_from(config, data_dir=data_dir)
+    metadata = SqlMetadataStore(settings.metadata_database_url)
+    try:
+        yield settings, metadata
+    except LeitstandError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from exc
+    finally:
+        metadata.close()
 
 
 def run_server(

@@ -48,7 +48,7 @@ def seed_demo(
     rt.identity.create_tenant(TENANT, TENANT_NAME)
     password = secrets.token_urlsafe(12)
     admin = rt.identity.create_user(TENANT, "admin", password, Role.TENANT_ADMIN)
-    token = rt.identity.issue_api_token(admin, "demo")
+    token, _ = rt.identity.issue_api_token(admin, "demo", timedelta(days=30))
     doc = enterprise_model(plants=plants, seed=seed)
     rt.metadata.import_asset_model(TENANT, parse_asset_model(doc))
     simulator = Simulator(doc, seed=seed)

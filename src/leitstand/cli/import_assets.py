@@ -8,10 +8,8 @@ import httpx
 import typer
 
 from leitstand.api.documents import load_document
-from leitstand.cli.common import console, settings_from
+from leitstand.cli.common import console, metadata_store
 from leitstand.domain.assets import parse_asset_model
-from leitstand.domain.errors import LeitstandError
-from leitstand.store.sql import SqlMetadataStore
 
 
 def import_assets(
@@ -43,13 +41,6 @@ def import_assets(
         return
     if not tenant:
         raise typer.BadParameter("give --tenant (direct import) or --url and --token")
-    settings = settings_from(config, data_dir=data_dir)
-    metadata = SqlMetadataStore(settings.metadata_database_url)
-    try:
+    with metadata_store(config, data_dir) as (_, metadata):
         model = parse_asset_model(load_document(text, "yaml"))  # YAML is a superset of JSON
         console.print(metadata.import_asset_model(tenant, model))
-    except LeitstandError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(2) from exc
-    finally:
-        metadata.close()

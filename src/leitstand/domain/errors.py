@@ -45,6 +45,13 @@ class Unauthenticated(LeitstandError):
     code = "unauthenticated"
 
 
+class Conflict(LeitstandError):
+    """The thing to create exists already (a user name, a tenant id)."""
+
+    status = 409
+    code = "conflict"
+
+
 class Overloaded(LeitstandError):
     """The ingest queue is full; the caller should retry after `retry_after_s`."""
 
@@ -54,6 +61,12 @@ class Overloaded(LeitstandError):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(Overloaded):
+    """A per-tenant, per-user or per-address rate limit or quota is used up."""
+
+    code = "rate_limited"
 
 
 class NotReady(LeitstandError):

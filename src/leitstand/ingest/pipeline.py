@@ -107,23 +107,37 @@ class IngestPipeline:
         return self.ingest(tenant, kind, Decoded(table, None, [], {}, table.num_rows))
 
     def submit_body(
-        self, tenant: str, kind: RecordKind, body: bytes, content_type: str, max_records: int
+        self,
+        tenant: str,
+        kind: RecordKind,
+        body: bytes,
+        content_type: str,
+        max_records: int,
+        only_assets: frozenset[str] | None = None,
+        quota: Callable[[int], None] | None = None,
     ) -> Future[IngestResult]:
-        """Decode, validate and queue a request body, holding one of the decode slots throughout."""
+        """Decode, validate and queue a request body, holding one of the decode slots throughout.
+        `quota(records)` is called once the number of records is known and may refuse the request."""
         with self._decode_slots:
-            return self.submit(tenant, kind, decode_body(body, content_type, SPECS[kind], max_records))
+            decoded = decode_body(body, content_type, SPECS[kind], max_records)
+            if quota is not None:
+                quota(decoded.received)
+            return self.submit(tenant, kind, decoded, only_assets)
 
     def ingest(self, tenant: str, kind: RecordKind, decoded: Decoded) -> IngestResult:
         """Validate and store one decoded batch; block until committed. Raises Overloaded when full."""
         future = self.submit(tenant, kind, decoded)
         return future.result()
 
-    def submit(self, tenant: str, kind: RecordKind, decoded: Decoded) -> Future[IngestResult]:
-        """Validate and queue one batch; the future resolves once it is committed."""
+    def submit(
+        self, tenant: str, kind: RecordKind, decoded: Decoded, only_assets: frozenset[str] | None = None
+    ) -> Future[IngestResult]:
+        """Validate and queue one batch; the future resolves once it is committed. With `only_assets`
+        (a gateway's site), records of other assets are dead-lettered."""
         if not self.running:
             raise NotReady("the ingest writer is not running")
         kind = RecordKind(kind)
-        table, errors, rejects = self._validate(tenant, kind, decoded)
+        table, errors, rejects = self._validate(tenant, kind, decoded, only_assets)
         quarantined = sum(1 for e in errors if e.outcome == "quarantine")
         for outcome, n in (("dead_letter", len(errors) - quarantined), ("quarantine", quarantined)):
             if n:
@@ -168,7 +182,7 @@ class IngestPipeline:
         return result
 
     def _validate(
-        self, tenant: str, kind: RecordKind, decoded: Decoded
+        self, tenant: str, kind: RecordKind, decoded: Decoded, only_assets: frozenset[str] | None
     ) -> tuple[pa.Table, list[RecordError], pa.Table | None]:
         """The records that pass every check (tenant filled in), every rejected record's error in
         request order, and the rejects to store (None when there are none)."""
@@ -184,7 +198,9 @@ class IngestPipeline:
                     pa.array([_json(decoded.raw_rejects.get(e.index)) for e in errors], pa.string()),
                 )
             )
-        checks = run_checks(kind, table, tenant, self._catalog(tenant), self.policy, self._clock())
+        checks = run_checks(
+            kind, table, tenant, self._catalog(tenant), self.policy, self._clock(), only_assets
+        )
         if checks:
             which, bad = first_failures(checks, table.num_rows)
             positions = (

@@ -44,9 +44,16 @@ class Check:
 
 
 def run_checks(
-    kind: RecordKind, table: pa.Table, tenant: str, catalog: AssetCatalog, policy: IngestPolicy, now: datetime
+    kind: RecordKind,
+    table: pa.Table,
+    tenant: str,
+    catalog: AssetCatalog,
+    policy: IngestPolicy,
+    now: datetime,
+    only_assets: frozenset[str] | None = None,
 ) -> list[Check]:
-    """All checks that at least one record fails, in priority order."""
+    """All checks that at least one record fails, in priority order. `only_assets` limits a sender
+    (a gateway) to the assets of its site."""
     checks: list[Check] = []
 
     def add(code: str, outcome: str, mask: pa.Array | pa.ChunkedArray, message: str) -> None:
@@ -73,6 +80,13 @@ def run_checks(
         pc.and_(pc.is_valid(asset_ids), pc.invert(pc.is_in(asset_ids, value_set=_set(catalog.asset_ids)))),
         "asset is not in the tenant's asset model; import it first (POST /api/v1/assets)",
     )
+    if only_assets is not None:
+        add(
+            "outside_site",
+            "dead_letter",
+            pc.invert(pc.is_in(asset_ids, value_set=_set(only_assets))),
+            "asset is not in the site this gateway may publish for",
+        )
     if kind is RecordKind.SAMPLES:
         add(
             "unknown_signal",

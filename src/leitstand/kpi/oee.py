@@ -25,7 +25,6 @@ _SQL = Path(__file__).parent
 _SPANS = (_SQL / "spans.sql").read_text()
 OEE_SQL = "WITH\n" + _SPANS + (_SQL / "oee.sql").read_text()
 DOWNTIME_SQL = "WITH\n" + _SPANS + (_SQL / "downtime.sql").read_text()
-MAX_WINDOW = timedelta(days=400)
 LEVELS = [level.value for level in AssetLevel]
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -70,6 +69,7 @@ class OeeService:
         state_lookback: timedelta = timedelta(days=7),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         minor_stop_threshold: timedelta = timedelta(minutes=5),
+        max_window: timedelta = timedelta(days=400),
     ) -> None:
         self._events = events
         categories = state_categories or DEFAULT_STATE_CATEGORIES
@@ -79,6 +79,7 @@ class OeeService:
         self._lookback = state_lookback
         self._minor_stop_s = minor_stop_threshold.total_seconds()
         self._clock = clock
+        self._max_window = max_window
         self.assets = asset_cache.assets
         self._model = asset_cache.model
 
@@ -144,7 +145,7 @@ class OeeService:
 
     def _window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
         """The window checked, in UTC (planned pieces are cut at UTC midnights), ending now at the latest."""
-        check_window(start, end)
+        check_window(start, end, self._max_window)
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         return start, max(start, min(end, self._clock()))
 
@@ -214,13 +215,16 @@ class OeeService:
         return KpiAnswer(start, end, rows)
 
 
-def check_window(start: datetime, end: datetime) -> None:
+def check_window(start: datetime, end: datetime, longest: timedelta) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise InputError("window bounds need a UTC offset, e.g. 2026-11-20T06:00:00Z")
     if end <= start:
         raise InputError("window end must be after its start")
-    if end - start > MAX_WINDOW:
-        raise InputError(f"window is longer than the maximum of {MAX_WINDOW.days} days")
+    if end - start > longest:
+        raise InputError(
+            f"the window spans {(end - start) / timedelta(days=1):g} days; queries may span at most "
+            f"{longest / timedelta(days=1):g} days (setting max_query_days)"
+        )
 
 
 _INPUTS = (

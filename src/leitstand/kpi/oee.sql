@@ -114,6 +114,7 @@ rolled AS (
     FROM per_machine
     GROUP BY GROUPING SETS ((site_id, area_id, line_id, asset_id), (site_id, area_id, line_id),
                             (site_id, area_id), (site_id), ())
+    HAVING count(*) > 0  -- a tenant without machines has no rows, not an enterprise row of NULLs
 )
 -- the ratios come from these sums in one place: domain.time_model.OeeTimes
 SELECT * FROM rolled

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from leitstand.domain.agreements import Agreement
 from leitstand.domain.assets import Asset, AssetModel, Product
 from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Principal, Role, Tenant
@@ -65,21 +66,61 @@ class EventStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """A stored login session or API token, found by the hash of its secret."""
+    """An issued login session or API key, by its token id (`jti`); deleting it revokes the token."""
 
+    jti: str
     principal: Principal
     kind: str  # session | api
-    expires_at: datetime | None
+    name: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """An Ed25519 token signing key (PKCS#8 PEM); a retired key no longer verifies anything."""
+
+    kid: str
+    private_pem: str
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An administrative change or a cross-tenant read; `tenant` is whose data or account it was."""
+
+    at: datetime
+    tenant: str
+    actor_tenant: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
 
 
 class MetadataStore(Protocol):
-    """Tenants, users, credentials, the asset model, products and calendars."""
+    """Tenants, accounts, tokens, signing keys, agreements, audit, the asset model, products, calendars."""
 
     def ensure_tenant(self, tenant: Tenant) -> None: ...
 
     def tenant(self, tenant_id: str) -> Tenant | None: ...
 
-    def create_user(self, tenant_id: str, username: str, password_hash: str, role: Role) -> Principal: ...
+    def tenants(self) -> list[Tenant]: ...
+
+    def create_user(
+        self,
+        tenant_id: str,
+        username: str,
+        password_hash: str,
+        role: Role,
+        kind: str = "human",
+        site: str | None = None,
+    ) -> Principal: ...
+
+    def user(self, user_id: int) -> Principal | None: ...
+
+    def users(self, tenant_id: str) -> list[tuple[Principal, str]]: ...
 
     def user_by_name(self, username: str) -> tuple[Principal, str] | None:
         """The principal and its password hash."""
@@ -87,13 +128,47 @@ class MetadataStore(Protocol):
 
     def update_password_hash(self, user_id: int, password_hash: str) -> None: ...
 
-    def store_credential(
-        self, secret_hash: str, user_id: int, kind: str, expires_at: datetime | None, name: str = ""
+    def set_role(self, user_id: int, role: Role) -> None: ...
+
+    def delete_user(self, user_id: int) -> None: ...
+
+    def set_mqtt_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
+    def mqtt_gateways(self) -> list[tuple[Principal, str]]: ...
+
+    def store_token(
+        self, jti: str, user_id: int, kind: str, expires_at: datetime, name: str = ""
     ) -> None: ...
 
-    def credential(self, secret_hash: str) -> Credential | None: ...
+    def token(self, jti: str) -> Credential | None: ...
 
-    def delete_credential(self, secret_hash: str) -> None: ...
+    def tokens(self, tenant_id: str) -> list[Credential]: ...
+
+    def delete_token(self, jti: str) -> None: ...
+
+    def delete_expired_tokens(self, now: datetime) -> int: ...
+
+    def signing_keys(self) -> list[SigningKey]: ...
+
+    def add_signing_key(self, key: SigningKey) -> None: ...
+
+    def retire_signing_keys(self, keep: str, at: datetime) -> list[str]: ...
+
+    def create_agreement(self, agreement: Agreement) -> Agreement: ...
+
+    def agreement(self, agreement_id: int) -> Agreement | None: ...
+
+    def agreements(self, tenant_id: str) -> list[Agreement]: ...
+
+    def agreements_between(self, provider: str, consumer: str) -> list[Agreement]: ...
+
+    def revoke_agreement(self, agreement_id: int, by: str, at: datetime) -> Agreement | None: ...
+
+    def append_audit(self, entries: list[AuditEntry]) -> None: ...
+
+    def audit(
+        self, tenant_id: str, limit: int = 100, action: str | None = None, shared: bool | None = None
+    ) -> list[AuditEntry]: ...
 
     def import_asset_model(self, tenant_id: str, model: AssetModel) -> dict[str, int]:
         """Upsert a model (idempotent); return counts of created and updated assets and products."""

@@ -6,6 +6,8 @@ live stream with the session cookie, so a page shows exactly what the API lets i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from leitstand import __version__
 from leitstand.access.identity import SESSION_COOKIE, IdentityService, set_session_cookie
-from leitstand.domain.errors import Forbidden, Unauthenticated
+from leitstand.domain.errors import Forbidden, RateLimited, Unauthenticated
 from leitstand.domain.tenancy import Principal
 
 HERE = Path(__file__).parent
@@ -26,8 +28,12 @@ WINDOW_HOURS = (8, 24, 168)  # the window selector's choices
 DEFAULT_WINDOW_HOURS = 24
 
 
-def install(app: FastAPI, identity: IdentityService, secure_cookie: bool = False) -> None:
-    """Add the page routes and serve /static; `secure_cookie` marks the session cookie Secure."""
+LoginCheck = Callable[[Request, str, str], tuple[Principal, str, datetime]]
+
+
+def install(app: FastAPI, identity: IdentityService, login: LoginCheck, secure_cookie: bool = False) -> None:
+    """Add the page routes and serve /static; `login` checks a password (with the API's rate limits
+    and audit); `secure_cookie` marks the session cookie Secure."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     env.globals["version"] = __version__
     env.globals["window_hours"] = WINDOW_HOURS
@@ -61,15 +67,16 @@ def install(app: FastAPI, identity: IdentityService, secure_cookie: bool = False
         require_same_origin(request)
         target = safe_next(next)
         try:
-            _, secret, expires = identity.login(username, password)
-        except Unauthenticated:
+            _, secret, expires = login(request, username, password)
+        except (Unauthenticated, RateLimited) as exc:
+            limited = isinstance(exc, RateLimited)
             return page(
                 request,
                 "login.html",
-                status=401,
+                status=429 if limited else 401,
                 next=target,
                 username=username,
-                error="Unknown user name or wrong password.",
+                error=f"Too many attempts: {exc}" if limited else "Unknown user name or wrong password.",
             )
         response = RedirectResponse(target, status_code=303)
         set_session_cookie(response, secret, expires, secure_cookie)

@@ -1,18 +1,23 @@
-"""Login, logout, the current principal and API tokens."""
+"""Login, logout, the current principal, API keys, and the public keys that verify tokens."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from leitstand.access.identity import SESSION_COOKIE, set_session_cookie
+from leitstand.access.tokens import ALGORITHM
 from leitstand.api.deps import credential_secret, principal, require, runtime
+from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.runtime import Runtime
-from leitstand.domain.tenancy import Principal, Role
+from leitstand.domain.errors import NotFound
+from leitstand.domain.tenancy import READERS, Principal, Role
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=AUTHENTICATED)
+well_known = APIRouter(prefix="/.well-known", tags=["auth"])
 
 
 class LoginRequest(BaseModel):
@@ -27,21 +32,41 @@ class TokenRequest(BaseModel):
     days: int = Field(90, ge=1, le=365, description="Lifetime in days (at most a year).")
 
 
-def _me(who: Principal) -> dict[str, object]:
-    return {"tenant": who.tenant_id, "username": who.username, "role": who.role.value}
+def me_dict(who: Principal) -> dict[str, object]:
+    return {"tenant": who.tenant_id, "username": who.username, "role": who.role.value, "site": who.site}
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def login_checked(
+    rt: Runtime, request: Request, username: str, password: str
+) -> tuple[Principal, str, datetime]:
+    """A login through the rate limits (per user name and per client address), audited."""
+    rt.limits.logins.take(f"user:{username}")
+    rt.limits.logins.take(f"addr:{client_address(request)}")
+    who, token, expires = rt.identity.login(username, password)
+    rt.access.audit.record(
+        who, "login", who.tenant_id, f"user:{who.username}", address=client_address(request)
+    )
+    return who, token, expires
 
 
 @router.post("/login")
-def login(body: LoginRequest, response: Response, rt: Runtime = Depends(runtime)) -> dict[str, object]:
-    """Check a password; answer a session token and set it as an HttpOnly cookie."""
-    who, secret, expires = rt.identity.login(body.username, body.password)
-    set_session_cookie(response, secret, expires, rt.settings.session_cookie_secure)
-    return {"token": secret, "expires_at": expires.isoformat(), **_me(who)}
+def login(
+    body: LoginRequest, request: Request, response: Response, rt: Runtime = Depends(runtime)
+) -> dict[str, object]:
+    """Check a password; answer a session token (a signed JWT) and set it as an HttpOnly cookie.
+    Attempts are limited per user name and per client address (429 with Retry-After)."""
+    who, token, expires = login_checked(rt, request, body.username, body.password)
+    set_session_cookie(response, token, expires, rt.settings.session_cookie_secure)
+    return {"token": token, "expires_at": expires.isoformat(), **me_dict(who)}
 
 
 @router.post("/logout", status_code=204)
 def logout(request: Request, response: Response, rt: Runtime = Depends(runtime)) -> None:
-    """End the session whose credential came with the request."""
+    """End the session (or revoke the API key) that came with the request."""
     secret = credential_secret(request)
     if secret:
         rt.identity.logout(secret)
@@ -51,18 +76,70 @@ def logout(request: Request, response: Response, rt: Runtime = Depends(runtime))
 @router.get("/me")
 def me(who: Principal = Depends(principal)) -> dict[str, object]:
     """Who the credential belongs to."""
-    return _me(who)
+    return me_dict(who)
 
 
-# A gateway's own credential may not mint more credentials.
-TOKEN_MINTERS = (Role.VIEWER, Role.OPERATOR, Role.ENGINEER, Role.TENANT_ADMIN)
+# Gateways cannot mint credentials; a platform admin may (for its own automation).
+TOKEN_MINTERS = READERS | {Role.PLATFORM_ADMIN}
 
 
 @router.post("/tokens", status_code=201)
 def create_token(
-    body: TokenRequest, who: Principal = Depends(require(*TOKEN_MINTERS)), rt: Runtime = Depends(runtime)
+    body: TokenRequest, who: Principal = Depends(require(TOKEN_MINTERS)), rt: Runtime = Depends(runtime)
 ) -> dict[str, object]:
-    """Issue an API token with the caller's tenant and role (shown once; stored only as a hash)."""
-    lifetime = timedelta(days=body.days)
-    token = rt.identity.issue_api_token(who, body.name, lifetime)
-    return {"token": token, "name": body.name, "expires_at": (datetime.now(UTC) + lifetime).isoformat()}
+    """Issue an API key acting as the caller (shown once; the server keeps only its id)."""
+    token, expires = rt.identity.issue_api_token(who, body.name, timedelta(days=body.days))
+    rt.access.audit.record(who, "token_issued", who.tenant_id, f"user:{who.username}", name=body.name)
+    return {"token": token, "name": body.name, "expires_at": expires.isoformat()}
+
+
+@router.get("/tokens")
+def list_tokens(
+    who: Principal = Depends(require(Role.TENANT_ADMIN)), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    """The tenant's API keys (not their secrets): who, name, when issued, until when."""
+    return {
+        "tokens": [
+            {
+                "id": c.jti,
+                "username": c.principal.username,
+                "role": c.principal.role.value,
+                "name": c.name,
+                "created_at": c.created_at.isoformat(),
+                "expires_at": c.expires_at.isoformat(),
+            }
+            for c in rt.metadata.tokens(who.tenant_id)
+        ]
+    }
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(
+    token_id: str, who: Principal = Depends(require(Role.TENANT_ADMIN)), rt: Runtime = Depends(runtime)
+) -> None:
+    """Revoke an API key of the tenant at once; 404 for unknown and foreign ids alike."""
+    credential = rt.metadata.token(token_id)
+    if credential is None or credential.principal.tenant_id != who.tenant_id or credential.kind != "api":
+        raise NotFound(f"token {token_id!r} not found")
+    rt.access.audit.record(who, "token_revoked", who.tenant_id, f"user:{credential.principal.username}")
+    rt.metadata.delete_token(token_id)
+
+
+@well_known.get("/jwks.json")
+def jwks(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    """The public keys that verify this installation's tokens (no authentication needed)."""
+    return rt.identity.keys.jwks()
+
+
+@well_known.get("/openid-configuration")
+def openid_configuration(request: Request, rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    """Discovery metadata, so that other services can verify Leitstand's tokens like any OIDC issuer's."""
+    base = str(request.base_url).rstrip("/")
+    return {
+        "issuer": rt.identity.keys.issuer,
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["token"],
+    }

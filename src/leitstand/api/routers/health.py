@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from leitstand.api.deps import runtime
+from leitstand.api.errors import problem_responses
 from leitstand.api.runtime import Runtime
 from leitstand.domain.errors import NotReady
 
@@ -18,7 +20,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=problem_responses(503))
 def readyz(rt: Runtime = Depends(runtime)) -> dict[str, object]:
     """The stores answer and the writer runs; 503 otherwise."""
     try:
@@ -37,7 +39,7 @@ DUCKDB_MEMORY = Gauge(
 )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(rt: Runtime = Depends(runtime)) -> Response:
     """Prometheus exposition of the process's metrics."""
     DUCKDB_MEMORY.set(rt.events.memory_bytes())

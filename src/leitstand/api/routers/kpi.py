@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BeforeValidator
 
-from leitstand.api.deps import principal, runtime
+from leitstand.access.policy import ReadScope
+from leitstand.api.deps import reading, runtime
+from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.runtime import Runtime
-from leitstand.domain.tenancy import Principal
+from leitstand.domain.agreements import DataKind
+from leitstand.domain.assets import AssetLevel
+from leitstand.kpi.oee import KpiAnswer
 
-router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"])
+
+def _iso_only(value: object) -> object:
+    """Refuse bare numbers (which pydantic would read as Unix times): windows are ISO 8601."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("give an ISO 8601 date-time with a UTC offset, e.g. 2026-11-20T06:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"], responses=AUTHENTICATED)
 
 
 def window(start: datetime | None, end: datetime | None, hours: float) -> tuple[datetime, datetime]:
@@ -23,41 +38,45 @@ def window(start: datetime | None, end: datetime | None, hours: float) -> tuple[
 
 @router.get("/oee")
 def oee(
-    start: datetime | None = Query(
+    start: IsoDatetime | None = Query(
         None, description="Window start (ISO 8601 with offset); default end - hours."
     ),
-    end: datetime | None = Query(None, description="Window end (exclusive); default now."),
-    hours: float = Query(24, gt=0, le=24 * 400, description="Window length when start is not given."),
-    level: str | None = Query(
-        None, description="Only rows of this level: machine, line, area, site, enterprise."
-    ),
-    within: str | None = Query(None, description="Only rows at or below this asset id."),
-    who: Principal = Depends(principal),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, ge=0.001, le=24 * 400, description="Window length when start is not given."),
+    level: AssetLevel | None = Query(None, description="Only rows of this level."),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """OEE = availability × performance × quality, each row with the times and quantities it comes from.
     A window reaching past now is answered up to now (`window.end` says so)."""
     lo, hi = window(start, end, hours)
-    answer = rt.oee.compute(who.tenant_id, lo, hi, level=level, within=within)
-    return {"window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()}, "rows": answer.rows}
+    answer = rt.oee.compute(scope.tenant, lo, hi, level=level.value if level else None, within=scope.within)
+    return _answer(scope, answer)
 
 
 @router.get("/downtime")
 def downtime(
-    start: datetime | None = Query(None, description="Window start; default end - hours."),
-    end: datetime | None = Query(None, description="Window end (exclusive); default now."),
-    hours: float = Query(24, gt=0, le=24 * 400),
-    within: str | None = Query(None, description="Only machines at or below this asset id."),
+    start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, ge=0.001, le=24 * 400),
     top: int = Query(20, ge=1, le=500, description="How many rows, largest first."),
-    who: Principal = Depends(principal),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Downtime Pareto: planned busy time lost by category, state and reason, largest first, with the
     number of stops that began in the window and how many machines had them."""
     lo, hi = window(start, end, hours)
-    answer = rt.oee.downtime(who.tenant_id, lo, hi, within=within, top=top)
+    answer = rt.oee.downtime(scope.tenant, lo, hi, within=scope.within, top=top)
     running = 0.0
     for r in answer.rows:  # shares of all lost time, not only of the rows returned
         running += r["duration_s"]
         r["cumulative_share"] = running / r["total_lost_s"] if r["total_lost_s"] else None
-    return {"window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()}, "rows": answer.rows}
+    return _answer(scope, answer)
+
+
+def _answer(scope: ReadScope, answer: KpiAnswer) -> dict[str, Any]:
+    return {
+        "source": scope.source(),
+        "window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()},
+        "rows": answer.rows,
+    }

@@ -11,60 +11,67 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from leitstand.api.deps import credential_secret, principal, runtime
+from leitstand.access.policy import ReadScope
+from leitstand.api.deps import PROVIDER_QUERY, credential_secret, reading, runtime
+from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.live import LiveHub, snapshot
 from leitstand.api.runtime import Runtime
-from leitstand.domain.errors import Unauthenticated
-from leitstand.domain.tenancy import Principal
+from leitstand.domain.agreements import DataKind
+from leitstand.domain.errors import Forbidden, NotFound, Unauthenticated
 
-router = APIRouter(prefix="/api/v1/live", tags=["live"])
+router = APIRouter(prefix="/api/v1/live", tags=["live"], responses=AUTHENTICATED)
 
 KEEPALIVE_S = 15.0
 
 
 @router.get("/snapshot")
 def live_snapshot(
-    within: str | None = Query(None, description="Only this asset and what is below it."),
-    hours: float = Query(24, gt=0, le=24 * 31),
-    who: Principal = Depends(principal),
+    hours: float = Query(24, ge=0.001, le=24 * 31),
+    scope: ReadScope = Depends(reading(DataKind.LIVE)),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """OEE over the last `hours` and the current state of every machine (the live pages' data)."""
-    rt.oee.check_within(who.tenant_id, within)
-    return snapshot(rt, who.tenant_id, within, hours)
+    return {"source": scope.source(), **snapshot(rt, scope.tenant, scope.within, hours)}
 
 
 @router.get("/stream", response_class=StreamingResponse)
 async def live_stream(
     request: Request,
-    within: str | None = Query(None),
-    hours: float = Query(24, gt=0, le=24 * 31),
-    who: Principal = Depends(principal),
+    hours: float = Query(24, ge=0.001, le=24 * 31),
+    provider: str | None = PROVIDER_QUERY,
+    scope: ReadScope = Depends(reading(DataKind.LIVE)),
     rt: Runtime = Depends(runtime),
 ) -> StreamingResponse:
     """`text/event-stream` of `snapshot` events: one at once, then one after each commit (rate-limited).
-    The stream ends with an `end` event once the credential it was opened with is no longer valid."""
-    rt.oee.check_within(who.tenant_id, within)
+    The stream ends with an `end` event once the credential it was opened with is no longer valid, or
+    the agreement that shares the data is no longer in force."""
     hub: LiveHub = request.app.state.live
     secret = credential_secret(request) or ""
+    tenant, within = scope.tenant, scope.within
+
+    def still_allowed() -> None:
+        who = rt.identity.authenticate(secret)
+        rt.access.read(who, DataKind.LIVE, provider, within, request.url.path, audit=False)
 
     async def events() -> AsyncIterator[bytes]:
         while not await request.is_disconnected():
-            try:  # a logout or an expiry must end the flow of data, not only new requests
-                await run_in_threadpool(rt.identity.authenticate, secret)
-            except Unauthenticated:
-                yield b'event: end\ndata: {"reason": "unauthenticated"}\n\n'
+            try:  # a logout, an expiry or a revocation must end the flow of data, not only new requests
+                await run_in_threadpool(still_allowed)
+            except (Unauthenticated, NotFound, Forbidden) as exc:
+                reason = "unauthenticated" if isinstance(exc, Unauthenticated) else "not_shared"
+                yield b'event: end\ndata: {"reason": "' + reason.encode() + b'"}\n\n'
                 return
-            seen = hub.generation(who.tenant_id)
+            seen = hub.generation(tenant)
+            source = scope.source()
             data = await hub.snapshot(
-                (who.tenant_id, within, hours),
+                (tenant, within, hours),
                 seen,
                 rt.settings.live_interval_s,
-                lambda: run_in_threadpool(snapshot, rt, who.tenant_id, within, hours),
+                lambda: run_in_threadpool(snapshot, rt, tenant, within, hours),
             )
-            yield b"event: snapshot\ndata: " + orjson.dumps(data) + b"\n\n"
+            yield b"event: snapshot\ndata: " + orjson.dumps({"source": source, **data}) + b"\n\n"
             await asyncio.sleep(rt.settings.live_interval_s)
-            while not await hub.wait(who.tenant_id, seen, KEEPALIVE_S):
+            while not await hub.wait(tenant, seen, KEEPALIVE_S):
                 if await request.is_disconnected():
                     return
                 yield b": keepalive\n\n"

@@ -13,17 +13,21 @@ from sqlalchemy import create_engine, delete, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from leitstand.domain.agreements import Agreement, DataKind
 from leitstand.domain.assets import Asset, AssetLevel, AssetModel, Product, Signal
-from leitstand.domain.errors import InputError
+from leitstand.domain.errors import Conflict, InputError
 from leitstand.domain.tenancy import Principal, Role, Tenant
-from leitstand.store.interfaces import Credential
+from leitstand.store.interfaces import AuditEntry, Credential, SigningKey
 from leitstand.store.sql.tables import (
+    AgreementRow,
     AssetRow,
-    CredentialRow,
+    AuditRow,
     IdealCycleRow,
     ProductRow,
     SignalRow,
+    SigningKeyRow,
     TenantRow,
+    TokenRow,
     UserRow,
 )
 
@@ -55,29 +59,89 @@ class SqlMetadataStore:
 
     def ensure_tenant(self, tenant: Tenant) -> None:
         with self._session.begin() as s:
+            if tenant.bpn is not None:
+                holder = s.scalar(select(TenantRow).where(TenantRow.bpn == tenant.bpn))
+                if holder is not None and holder.id != tenant.id:
+                    raise InputError(f"business partner number {tenant.bpn!r} belongs to another tenant")
             row = s.get(TenantRow, tenant.id)
             if row is None:
-                s.add(TenantRow(id=tenant.id, name=tenant.name))
+                s.add(TenantRow(id=tenant.id, name=tenant.name, bpn=tenant.bpn))
             else:
                 row.name = tenant.name
+                row.bpn = tenant.bpn if tenant.bpn is not None else row.bpn
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         with self._session() as s:
             row = s.get(TenantRow, tenant_id)
-            return Tenant(row.id, row.name) if row else None
+            return Tenant(row.id, row.name, row.bpn) if row else None
 
-    def create_user(self, tenant_id: str, username: str, password_hash: str, role: Role) -> Principal:
+    def tenants(self) -> list[Tenant]:
+        with self._session() as s:
+            return [Tenant(r.id, r.name, r.bpn) for r in s.scalars(select(TenantRow).order_by(TenantRow.id))]
+
+    def create_user(
+        self,
+        tenant_id: str,
+        username: str,
+        password_hash: str,
+        role: Role,
+        kind: str = "human",
+        site: str | None = None,
+    ) -> Principal:
         with self._session.begin() as s:
             if s.get(TenantRow, tenant_id) is None:
                 raise InputError(f"tenant {tenant_id!r} does not exist")
             if s.scalar(select(UserRow).where(UserRow.username == username)) is not None:
-                raise InputError(f"user {username!r} already exists")
+                raise Conflict(f"user {username!r} already exists")
             row = UserRow(
-                tenant_id=tenant_id, username=username, password_hash=password_hash, role=role.value
+                tenant_id=tenant_id,
+                username=username,
+                password_hash=password_hash,
+                role=role.value,
+                kind=kind,
+                site_id=site,
             )
             s.add(row)
             s.flush()
-            return Principal(tenant_id=tenant_id, user_id=row.id, username=username, role=role)
+            return _principal(row)
+
+    def user(self, user_id: int) -> Principal | None:
+        with self._session() as s:
+            row = s.get(UserRow, user_id)
+            return _principal(row) if row else None
+
+    def users(self, tenant_id: str) -> list[tuple[Principal, str]]:
+        """The tenant's accounts with their kind (human, service, external), by name."""
+        with self._session() as s:
+            rows = s.scalars(select(UserRow).where(UserRow.tenant_id == tenant_id).order_by(UserRow.username))
+            return [(_principal(r), r.kind) for r in rows]
+
+    def set_role(self, user_id: int, role: Role) -> None:
+        with self._session.begin() as s:
+            row = s.get(UserRow, user_id)
+            if row is not None:
+                row.role = role.value
+
+    def delete_user(self, user_id: int) -> None:
+        with self._session.begin() as s:
+            s.execute(delete(TokenRow).where(TokenRow.user_id == user_id))
+            s.execute(delete(UserRow).where(UserRow.id == user_id))
+
+    def set_mqtt_password_hash(self, user_id: int, password_hash: str) -> None:
+        with self._session.begin() as s:
+            row = s.get(UserRow, user_id)
+            if row is not None:
+                row.mqtt_password_hash = password_hash
+
+    def mqtt_gateways(self) -> list[tuple[Principal, str]]:
+        """Every gateway that has an MQTT password, with its hash (for the broker's password file)."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(UserRow)
+                .where(UserRow.role == Role.GATEWAY.value, UserRow.mqtt_password_hash.is_not(None))
+                .order_by(UserRow.tenant_id, UserRow.username)
+            )
+            return [(_principal(r), r.mqtt_password_hash or "") for r in rows]
 
     def user_by_name(self, username: str) -> tuple[Principal, str] | None:
         with self._session() as s:
@@ -92,13 +156,13 @@ class SqlMetadataStore:
             if row is not None:
                 row.password_hash = password_hash
 
-    def store_credential(
-        self, secret_hash: str, user_id: int, kind: str, expires_at: datetime | None, name: str = ""
-    ) -> None:
+    # tokens and signing keys ---------------------------------------------------------------------
+
+    def store_token(self, jti: str, user_id: int, kind: str, expires_at: datetime, name: str = "") -> None:
         with self._session.begin() as s:
             s.add(
-                CredentialRow(
-                    secret_hash=secret_hash,
+                TokenRow(
+                    jti=jti,
                     user_id=user_id,
                     kind=kind,
                     name=name,
@@ -107,24 +171,160 @@ class SqlMetadataStore:
                 )
             )
 
-    def credential(self, secret_hash: str) -> Credential | None:
+    def token(self, jti: str) -> Credential | None:
         with self._session() as s:
-            row = s.get(CredentialRow, secret_hash)
+            row = s.get(TokenRow, jti)
             if row is None:
                 return None
             user = s.get(UserRow, row.user_id)
             if user is None:
                 return None
-            expires = (
-                row.expires_at.replace(tzinfo=UTC)
-                if row.expires_at and not row.expires_at.tzinfo
-                else row.expires_at
+            return Credential(
+                jti=row.jti,
+                principal=_principal(user),
+                kind=row.kind,
+                name=row.name,
+                created_at=_utc(row.created_at),
+                expires_at=_utc(row.expires_at),
             )
-            return Credential(principal=_principal(user), kind=row.kind, expires_at=expires)
 
-    def delete_credential(self, secret_hash: str) -> None:
+    def tokens(self, tenant_id: str) -> list[Credential]:
+        """The tenant's API keys (not sessions), newest first."""
+        with self._session() as s:
+            rows = s.execute(
+                select(TokenRow, UserRow)
+                .join(UserRow, UserRow.id == TokenRow.user_id)
+                .where(UserRow.tenant_id == tenant_id, TokenRow.kind == "api")
+                .order_by(TokenRow.created_at.desc())
+            )
+            return [
+                Credential(t.jti, _principal(u), t.kind, t.name, _utc(t.created_at), _utc(t.expires_at))
+                for t, u in rows
+            ]
+
+    def delete_token(self, jti: str) -> None:
         with self._session.begin() as s:
-            s.execute(delete(CredentialRow).where(CredentialRow.secret_hash == secret_hash))
+            s.execute(delete(TokenRow).where(TokenRow.jti == jti))
+
+    def delete_expired_tokens(self, now: datetime) -> int:
+        with self._session.begin() as s:
+            result = s.execute(delete(TokenRow).where(TokenRow.expires_at <= now))
+            return int(getattr(result, "rowcount", 0))
+
+    def signing_keys(self) -> list[SigningKey]:
+        with self._session() as s:
+            rows = s.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at))
+            return [
+                SigningKey(
+                    r.kid, r.private_pem, _utc(r.created_at), _utc(r.retired_at) if r.retired_at else None
+                )
+                for r in rows
+            ]
+
+    def add_signing_key(self, key: SigningKey) -> None:
+        with self._session.begin() as s:
+            s.add(SigningKeyRow(kid=key.kid, private_pem=key.private_pem, created_at=key.created_at))
+
+    def retire_signing_keys(self, keep: str, at: datetime) -> list[str]:
+        """Retire every key but `keep` at once (after a suspected leak); return their ids."""
+        with self._session.begin() as s:
+            rows = list(
+                s.scalars(
+                    select(SigningKeyRow).where(SigningKeyRow.kid != keep, SigningKeyRow.retired_at.is_(None))
+                )
+            )
+            for row in rows:
+                row.retired_at = at
+            return [r.kid for r in rows]
+
+    # agreements and audit ------------------------------------------------------------------------
+
+    def create_agreement(self, agreement: Agreement) -> Agreement:
+        with self._session.begin() as s:
+            for tenant in (agreement.provider, agreement.consumer):
+                if s.get(TenantRow, tenant) is None:
+                    raise InputError(f"tenant {tenant!r} does not exist")
+            row = AgreementRow(
+                provider=agreement.provider,
+                consumer=agreement.consumer,
+                name=agreement.name,
+                scope=agreement.scope,
+                kinds=sorted(k.value for k in agreement.kinds),
+                purpose=agreement.purpose,
+                framework=agreement.framework,
+                valid_from=agreement.valid_from,
+                valid_until=agreement.valid_until,
+                created_at=agreement.created_at,
+                created_by=agreement.created_by,
+            )
+            s.add(row)
+            s.flush()
+            return _agreement(row)
+
+    def agreement(self, agreement_id: int) -> Agreement | None:
+        with self._session() as s:
+            row = s.get(AgreementRow, agreement_id)
+            return _agreement(row) if row else None
+
+    def agreements(self, tenant_id: str) -> list[Agreement]:
+        """Agreements the tenant gave or received, newest first."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(AgreementRow)
+                .where((AgreementRow.provider == tenant_id) | (AgreementRow.consumer == tenant_id))
+                .order_by(AgreementRow.id.desc())
+            )
+            return [_agreement(r) for r in rows]
+
+    def agreements_between(self, provider: str, consumer: str) -> list[Agreement]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(AgreementRow)
+                .where(AgreementRow.provider == provider, AgreementRow.consumer == consumer)
+                .order_by(AgreementRow.id)
+            )
+            return [_agreement(r) for r in rows]
+
+    def revoke_agreement(self, agreement_id: int, by: str, at: datetime) -> Agreement | None:
+        with self._session.begin() as s:
+            row = s.get(AgreementRow, agreement_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at, row.revoked_by = at, by
+            return _agreement(row)
+
+    def append_audit(self, entries: list[AuditEntry]) -> None:
+        with self._session.begin() as s:
+            s.add_all(
+                AuditRow(
+                    at=e.at,
+                    tenant=e.tenant,
+                    actor_tenant=e.actor_tenant,
+                    actor=e.actor,
+                    action=e.action,
+                    target=e.target,
+                    detail=e.detail,
+                    shared=e.tenant != e.actor_tenant,
+                )
+                for e in entries
+            )
+
+    def audit(
+        self, tenant_id: str, limit: int = 100, action: str | None = None, shared: bool | None = None
+    ) -> list[AuditEntry]:
+        """What was done to or read from the tenant's data and accounts, newest first."""
+        with self._session() as s:
+            query = select(AuditRow).where(AuditRow.tenant == tenant_id)
+            if action is not None:
+                query = query.where(AuditRow.action == action)
+            if shared is not None:
+                query = query.where(AuditRow.shared == shared)
+            rows = s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))
+            return [
+                AuditEntry(_utc(r.at), r.tenant, r.actor_tenant, r.actor, r.action, r.target, r.detail)
+                for r in rows
+            ]
 
     # asset model ---------------------------------------------------------------------------------
 
@@ -249,7 +449,33 @@ def _upsert_product(s: Session, tenant_id: str, product: Product, counts: dict[s
 
 
 def _principal(row: UserRow) -> Principal:
-    return Principal(tenant_id=row.tenant_id, user_id=row.id, username=row.username, role=Role(row.role))
+    return Principal(
+        tenant_id=row.tenant_id, user_id=row.id, username=row.username, role=Role(row.role), site=row.site_id
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _agreement(row: AgreementRow) -> Agreement:
+    return Agreement(
+        id=row.id,
+        provider=row.provider,
+        consumer=row.consumer,
+        name=row.name,
+        scope=row.scope,
+        kinds=frozenset(DataKind(k) for k in row.kinds),
+        purpose=row.purpose,
+        framework=row.framework,
+        valid_from=_utc(row.valid_from),
+        valid_until=_utc(row.valid_until) if row.valid_until else None,
+        created_at=_utc(row.created_at),
+        created_by=row.created_by,
+        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+        revoked_by=row.revoked_by,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -16,6 +16,7 @@ class TenantRow(Base):
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    bpn: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
 
 
 class UserRow(Base):
@@ -25,16 +26,66 @@ class UserRow(Base):
     username: Mapped[str] = mapped_column(String(200), unique=True)
     password_hash: Mapped[str] = mapped_column(String(400))
     role: Mapped[str] = mapped_column(String(32))
+    # human: logs in with a password; service: a gateway or script, API keys only; external: from an
+    # OpenID Connect provider, no password here.
+    kind: Mapped[str] = mapped_column(String(16), default="human")
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
-class CredentialRow(Base):
-    __tablename__ = "credentials"
-    secret_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+class TokenRow(Base):
+    """An issued token, by its JWT id: a token whose row is gone is revoked (logout, key deleted)."""
+
+    __tablename__ = "tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SigningKeyRow(Base):
+    """The token signing keys: the newest active one signs, every key not retired verifies."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AgreementRow(Base):
+    __tablename__ = "agreements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    consumer: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(64))
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(String(200))
+    framework: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class AuditRow(Base):
+    """One administrative change or cross-tenant read. `tenant` is whose data or account it touched."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    actor_tenant: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(400))
+    detail: Mapped[dict[str, object]] = mapped_column(JSON)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AssetRow(Base):
