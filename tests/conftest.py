@@ -86,6 +86,7 @@ class DemoServer:
     runtime: Runtime
     _simulator: object
     _clock: list[datetime]
+    suppliers: dict[str, str]  # user name -> password of each supplier tenant's admin
 
     def ingest_more(self, minutes: int = 5) -> None:
         """Feed the next minutes of simulated data through the HTTP API (live pages update)."""
@@ -108,7 +109,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     rt.start()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     resume = now - timedelta(minutes=30)
-    simulator, access = seed_demo(rt, plants=2, history=timedelta(hours=10), end=resume)
+    feeds, access = seed_demo(rt, plants=2, history=timedelta(hours=10), end=resume)
     server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -119,7 +120,14 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         time.sleep(0.05)
     assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
     yield DemoServer(
-        f"http://127.0.0.1:{port}", access.username, access.password, access.token, rt, simulator, [resume]
+        f"http://127.0.0.1:{port}",
+        access.username,
+        access.password,
+        access.token,
+        rt,
+        feeds[0].simulator,
+        [resume],
+        {a.username: a.password for a in access.suppliers},
     )
     server.should_exit = True
     thread.join(timeout=15)

@@ -206,3 +206,29 @@ def test_the_window_selector_resubscribes_the_stream(page: Page, demo_server: An
     assert all(window)
     start, end = (datetime.fromisoformat(t) for t in window if t)
     assert (end - start).total_seconds() == 8 * 3600
+
+
+def test_a_supplier_sees_its_own_plant_and_only_what_is_shared_with_it(page: Page, demo_server: Any) -> None:
+    page.goto("/login")
+    log_in(page, "kessler", demo_server.suppliers["kessler"])
+    expect(page.get_by_test_id("user")).to_contain_text("kessler")
+    expect(page.get_by_test_id("plant-card")).to_have_count(1)
+    expect(page.locator('[data-testid="plant-card"][data-site-id="k01"]')).to_be_visible()
+    shared = page.get_by_test_id("shared-card")
+    expect(shared).to_have_count(1)  # Ostwald shares with Kessler; Nordwerk shares nothing with it
+    expect(shared).to_have_attribute("data-provider", "ostwald")
+    expect(shared.get_by_test_id("shared-oee")).to_have_text(re.compile(r"^(\d+\.\d%|–)$"))
+    expect(page.locator("body")).not_to_contain_text("Nordwerk")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "supplier.png", full_page=True)
+
+    shared.locator("h3 a").click()
+    expect(page).to_have_url(re.compile(r"/plants/o01\?provider=ostwald"))
+    expect(page.get_by_test_id("shared-by")).to_contain_text("Shared by ostwald")
+    expect(page.get_by_test_id("live-indicator")).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("machine-tile").first).to_be_visible()
+
+    page.goto("/plants/p01")  # a Nordwerk plant: not Kessler's, not shared with it
+    expect(page.get_by_role("alert")).to_contain_text("“p01” was not found")
+    page.goto("/plants/p01?provider=nordwerk")
+    expect(page.get_by_role("alert")).to_contain_text("“p01” was not found")

@@ -7,7 +7,7 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,24 +16,61 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leitstand.api.runtime import Runtime
 from leitstand.cli.common import console, run_server, settings_from
+from leitstand.domain.agreements import Agreement, DataKind
 from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.tenancy import Role
-from leitstand.sim.enterprise import enterprise_model
+from leitstand.sim.enterprise import KESSLER, NORDWERK, OSTWALD, Company, enterprise_model
 from leitstand.sim.feed import Simulator
 
-TENANT = "nordwerk"
-TENANT_NAME = "Nordwerk Automotive"
+TENANT = NORDWERK.id
+SUPPLIER_PLANTS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    tenant: str
+    username: str
+    password: str
 
 
 @dataclass(frozen=True, slots=True)
 class DemoAccess:
-    """How to reach a demo: the URL, a user's credentials and an API token."""
+    """How to reach a demo: the URL, the OEM admin's credentials and API token, and the suppliers'."""
 
     url: str
     tenant: str
     username: str
     password: str
     token: str
+    suppliers: list[DemoAccount] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoFeed:
+    """One simulated company and the tenant its data goes to."""
+
+    tenant: str
+    simulator: Simulator
+
+
+# (provider, consumer, what, purpose, framework): the suppliers' agreements, each sharing the provider's
+# first plant.
+_AGREEMENTS = (
+    (
+        OSTWALD,
+        KESSLER,
+        "Output and machine states of the drive plant supplying Kessler",
+        "cx.dcm.base:1",
+        "DemandCapacity:1.0",
+    ),
+    (
+        KESSLER,
+        NORDWERK,
+        "OEE and machine states of the stamping plant supplying Nordwerk",
+        "cx.quality.base:1",
+        "Quality:1.0",
+    ),
+)
 
 
 def seed_demo(
@@ -43,24 +80,66 @@ def seed_demo(
     end: datetime,
     seed: int = 7,
     progress: Progress | None = None,
-) -> tuple[Simulator, DemoAccess]:
-    """Create the demo tenant, its users and asset model, and backfill `history` up to `end`."""
-    rt.identity.create_tenant(TENANT, TENANT_NAME)
-    password = secrets.token_urlsafe(12)
-    admin = rt.identity.create_user(TENANT, "admin", password, Role.TENANT_ADMIN)
-    token, _ = rt.identity.issue_api_token(admin, "demo", timedelta(days=30))
-    doc = enterprise_model(plants=plants, seed=seed)
-    rt.metadata.import_asset_model(TENANT, parse_asset_model(doc))
-    simulator = Simulator(doc, seed=seed)
+    suppliers: bool = True,
+) -> tuple[list[DemoFeed], DemoAccess]:
+    """Create the OEM tenant (and two supplier tenants sharing data under agreements), their users and
+    asset models, and backfill `history` up to `end`. The OEM's feed comes first."""
+    companies = [
+        (NORDWERK, plants),
+        *(((KESSLER, SUPPLIER_PLANTS), (OSTWALD, SUPPLIER_PLANTS)) if suppliers else ()),
+    ]
+    feeds: list[DemoFeed] = []
+    accounts: list[DemoAccount] = []
+    token = ""
+    for company, count in companies:
+        rt.identity.create_tenant(company.id, company.name, _bpn(company))
+        password = secrets.token_urlsafe(12)
+        username = "admin" if company is NORDWERK else company.id
+        admin = rt.identity.create_user(company.id, username, password, Role.TENANT_ADMIN)
+        if company is NORDWERK:
+            token, _ = rt.identity.issue_api_token(admin, "demo", timedelta(days=30))
+        accounts.append(DemoAccount(company.id, username, password))
+        doc = enterprise_model(plants=count, seed=seed, company=company)
+        rt.metadata.import_asset_model(company.id, parse_asset_model(doc))
+        feeds.append(DemoFeed(company.id, Simulator(doc, seed=seed)))
+    if suppliers:
+        now = datetime.now(UTC)
+        for provider, consumer, name, purpose, framework in _AGREEMENTS:
+            rt.metadata.create_agreement(
+                Agreement(
+                    id=0,
+                    provider=provider.id,
+                    consumer=consumer.id,
+                    name=name,
+                    scope=f"{provider.site_prefix}01",
+                    kinds=frozenset(DataKind),
+                    purpose=purpose,
+                    framework=framework,
+                    valid_from=end - history,
+                    valid_until=now + timedelta(days=365),
+                    created_at=now,
+                    created_by=provider.id,
+                )
+            )
     task = progress.add_task("backfilling history", total=1.0) if progress else None
+    weights = [count for _, count in companies]
+    done = 0.0
+    for feed, weight in zip(feeds, weights, strict=True):
 
-    def advance(fraction: float) -> None:
-        if progress is not None and task is not None:
-            progress.update(task, completed=fraction)
+        def advance(fraction: float, before: float = done, share: float = weight / sum(weights)) -> None:
+            if progress is not None and task is not None:
+                progress.update(task, completed=before + fraction * share)
 
-    simulator.backfill(rt.pipeline, TENANT, end - history, end, progress=advance)
+        feed.simulator.backfill(rt.pipeline, feed.tenant, end - history, end, progress=advance)
+        done += weight / sum(weights)
     url = f"http://{rt.settings.host}:{rt.settings.port}"
-    return simulator, DemoAccess(url, TENANT, "admin", password, token)
+    oem = accounts[0]
+    return feeds, DemoAccess(url, oem.tenant, oem.username, oem.password, token, accounts[1:])
+
+
+def _bpn(company: Company) -> str:
+    """A made-up Catena-X business partner number, stable per company."""
+    return f"BPNL{company.id.upper()[:8]:0>8}0000"[:16]
 
 
 MARKER = ".leitstand-demo"
@@ -124,24 +203,33 @@ def demo(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        simulator, access = seed_demo(rt, plants, history, live_start, seed=seed, progress=progress)
+        feeds, access = seed_demo(rt, plants, history, live_start, seed=seed, progress=progress)
     credentials = data_dir / "credentials.json"
     credentials.write_text(json.dumps(asdict(access), indent=2))
     stop = threading.Event()
-    live = threading.Thread(
-        target=simulator.run_live,
-        args=(rt.pipeline, TENANT, live_start, stop),
-        kwargs={"speed": speed},
-        name="leitstand-sim-live",
-        daemon=True,
-    )
+    live = [
+        threading.Thread(
+            target=feed.simulator.run_live,
+            args=(rt.pipeline, feed.tenant, live_start, stop),
+            kwargs={"speed": speed},
+            name=f"leitstand-sim-{feed.tenant}",
+            daemon=True,
+        )
+        for feed in feeds
+    ]
 
     def announce() -> None:
-        live.start()
+        for thread in live:
+            thread.start()
+        suppliers = "".join(
+            f"  supplier  [bold]{a.username}[/bold] / [bold]{a.password}[/bold] ({a.tenant})\n"
+            for a in access.suppliers
+        )
         console.print(
             f"\n[bold green]Leitstand demo ready[/bold green] in {time.perf_counter() - started:.0f} s\n"
             f"  open      [bold]{access.url}[/bold]\n"
-            f"  log in    [bold]{access.username}[/bold] / [bold]{access.password}[/bold]\n"
+            f"  log in    [bold]{access.username}[/bold] / [bold]{access.password}[/bold] ({access.tenant})\n"
+            f"{suppliers}"
             f"  API token {access.token}\n"
             f"  written to {credentials}\n  Ctrl-C stops it."
         )
@@ -150,6 +238,7 @@ def demo(
         run_server(rt, on_started=announce, stop_after_s=duration)
     finally:
         stop.set()
-        if live.is_alive():
-            live.join(timeout=10)
+        for thread in live:
+            if thread.is_alive():
+                thread.join(timeout=10)
         rt.stop()

@@ -1,8 +1,10 @@
-"""Nordwerk Automotive: a fictional carmaker's asset model, in the import format `parse_asset_model` takes."""
+"""Simulated companies (Nordwerk Automotive and two suppliers): asset models in the import format
+`parse_asset_model` takes."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 MAX_PLANTS = 122
@@ -57,31 +59,50 @@ _SIGNALS = (
 )
 
 
-def enterprise_model(plants: int = 6, seed: int = 7) -> dict[str, Any]:
-    """An asset-model document for Nordwerk Automotive with `plants` plants (1–122); same seed, same model."""
+@dataclass(frozen=True, slots=True)
+class Company:
+    """Who a simulated enterprise is: its id and name, how its plants are called and where they start."""
+
+    id: str
+    name: str
+    site_prefix: str  # plant ids are the prefix and a number: p01, p02, ...
+    brand: str  # plant names are the brand and a town
+    first_region: int = 0
+
+
+NORDWERK = Company("nordwerk", "Nordwerk Automotive", "p", "Nordwerk")
+# Two suppliers of the demo: a stamping plant and a drive maker that supplies the stamper.
+KESSLER = Company("kessler", "Kessler Stanztechnik", "k", "Kessler", first_region=1)
+OSTWALD = Company("ostwald", "Ostwald Antriebe", "o", "Ostwald", first_region=3)
+
+
+def enterprise_model(plants: int = 6, seed: int = 7, company: Company = NORDWERK) -> dict[str, Any]:
+    """An asset-model document of `company` (by default Nordwerk Automotive) with `plants` plants (1–122);
+    same seed, same model."""
     if not 1 <= plants <= MAX_PLANTS:
         raise ValueError(f"plants must be between 1 and {MAX_PLANTS}, not {plants}")
     rng = random.Random(seed)
     sites = []
     products: list[dict[str, Any]] = []
     for index in range(plants):
-        site, plant_products = _plant(index, rng)
+        site, plant_products = _plant(index, rng, company)
         sites.append(site)
         products.extend(plant_products)
     return {
-        "enterprise": {"id": "nordwerk", "name": "Nordwerk Automotive"},
+        "enterprise": {"id": company.id, "name": company.name},
         "sites": sites,
         "products": products,
     }
 
 
-def _plant(index: int, rng: random.Random) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    timezone, towns, holidays = _REGIONS[index % len(_REGIONS)]
-    round_ = index // len(_REGIONS)
+def _plant(index: int, rng: random.Random, company: Company) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    region = index + company.first_region
+    timezone, towns, holidays = _REGIONS[region % len(_REGIONS)]
+    round_ = region // len(_REGIONS)
     town = towns[round_ % len(towns)]
     generation = round_ // len(towns)
-    site_id = f"p{index + 1:02d}"
-    name = f"Nordwerk {town}" + (f" {generation + 1}" if generation else "")
+    site_id = f"{company.site_prefix}{index + 1:02d}"
+    name = f"{company.brand} {town}" + (f" {generation + 1}" if generation else "")
     areas = []
     machine_cycles: dict[str, tuple[str, float]] = {}
     for suffix, area_name, line_count, machine_count, types, cycle_range in _SHOPS:
@@ -113,7 +134,7 @@ def _plant(index: int, rng: random.Random) -> tuple[dict[str, Any], list[dict[st
         "id": site_id,
         "name": name,
         "timezone": timezone,
-        "calendar": _calendar(pattern=index % 3, holidays=holidays),
+        "calendar": _calendar(pattern=region % 3, holidays=holidays),
         "areas": areas,
     }
     return site, _plant_products(site_id, machine_cycles, rng)

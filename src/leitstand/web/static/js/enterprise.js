@@ -1,7 +1,7 @@
 // The enterprise page: the time-weighted enterprise OEE, one card per plant, and a chart comparing plants.
 
 import { clock, count, percent, tone } from "./format.js";
-import { LiveFeed, apiGet, initWindowSelect, scopeText } from "./live.js";
+import { LiveFeed, apiGet, chosenHours, initWindowSelect, scopeText } from "./live.js";
 import {
   apqList, bind, h, lossBar, notice, renderStateCounts, setApq, setOee, setText, sumCounts,
 } from "./widgets.js";
@@ -27,7 +27,12 @@ async function main() {
   for (const site of sites) plantsEl.append(card(site));
   plantsEl.removeAttribute("aria-busy");
   const feed = new LiveFeed({ onSnapshot: render });
-  feed.start(initWindowSelect((hours) => feed.start(hours)));
+  const hours = initWindowSelect((chosen) => {
+    feed.start(chosen);
+    refreshShared(chosen);
+  });
+  feed.start(hours);
+  await showShared(hours);
   setInterval(tickClocks, 15000);
   window.addEventListener("resize", () => chart?.setSize(chartSize()));
 }
@@ -80,6 +85,60 @@ function render(snapshot) {
     setText(refs.localTime, clock(new Date(snapshot.generated_at), refs.site.timezone, false));
   }
   renderChart(sites.map((site) => rows.get(`site:${site.id}`)?.oee ?? null));
+}
+
+// Shared data: one card per agreement in force that shares live data with this tenant.
+const shared = new Map(); // agreement id → its card's elements
+const SHARED_REFRESH_MS = 30000;
+
+async function showShared(hours) {
+  const { status, body } = await apiGet("/api/v1/agreements");
+  if (status !== 200) return;
+  const me = (await apiGet("/api/v1/auth/me")).body;
+  const received = body.agreements.filter(
+    (a) => a.consumer === me?.tenant && a.status === "active" && a.kinds.includes("live"));
+  if (!received.length) return;
+  document.getElementById("shared-section").hidden = false;
+  const grid = document.getElementById("shared");
+  for (const agreement of received) grid.append(sharedCard(agreement));
+  refreshShared(hours);
+  setInterval(() => refreshShared(chosenHours()), SHARED_REFRESH_MS);
+}
+
+function sharedCard(agreement) {
+  const oee = h("span", { className: "kpi-big", dataset: { testid: "shared-oee" }, text: "–" });
+  const apq = apqList();
+  const states = h("div");
+  const href = `/plants/${encodeURIComponent(agreement.scope)}?provider=${encodeURIComponent(agreement.provider)}`;
+  const title = h("a", { attrs: { href }, dataset: { keepWindow: "" }, text: agreement.scope });
+  const until = agreement.valid_until ? ` · until ${agreement.valid_until.slice(0, 10)}` : "";
+  const root = h("article", { className: "plant-card shared", dataset: { testid: "shared-card", provider: agreement.provider },
+    attrs: { "aria-label": `${agreement.name} (shared by ${agreement.provider})` } },
+    h("header", {}, h("h3", {}, title),
+      h("span", { className: "tz", text: `shared by ${agreement.provider}` })),
+    h("p", { className: "muted small", text: `${agreement.name} · ${agreement.purpose}${until}` }),
+    h("div", { className: "figures" },
+      h("div", { className: "kpi" }, h("span", { className: "kpi-label", text: "OEE" }), oee), apq),
+    states);
+  shared.set(agreement.id, { agreement, oee, apq, states, title });
+  return root;
+}
+
+async function refreshShared(hours) {
+  for (const refs of shared.values()) {
+    const { provider, scope } = refs.agreement;
+    const query = `provider=${encodeURIComponent(provider)}&hours=${hours}`;
+    const { status, body } = await apiGet(`/api/v1/live/snapshot?${query}`);
+    if (status !== 200) {
+      setText(refs.oee, "revoked");
+      continue;
+    }
+    const row = body.oee.find((r) => r.id === scope);
+    if (row) setText(refs.title, row.name);
+    setOee(refs.oee, row ? row.oee : null);
+    setApq(refs.apq, row);
+    renderStateCounts(refs.states, sumCounts(Object.values(body.state_counts)));
+  }
 }
 
 function tickClocks() {

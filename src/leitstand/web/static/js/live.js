@@ -10,6 +10,18 @@ export function toLogin() {
   location.assign(`/login?next=${encodeURIComponent(here)}`);
 }
 
+/** The tenant whose shared data this page shows (`?provider=`), or null for the user's own tenant. */
+export function provider() {
+  return new URLSearchParams(location.search).get("provider");
+}
+
+/** `path` with the page's provider added, so a page about shared data reads the shared data. */
+export function withProvider(path) {
+  const shared = provider();
+  if (!shared) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}provider=${encodeURIComponent(shared)}`;
+}
+
 /** GET a JSON API resource; `{status, body}`. A lost session goes to the login page. */
 export async function apiGet(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -93,6 +105,7 @@ export class LiveFeed {
     this.hours = hours;
     const params = new URLSearchParams({ hours: String(hours) });
     if (this.within) params.set("within", this.within);
+    if (provider()) params.set("provider", provider());
     showLive("connecting", "connecting…");
     const source = new EventSource(`/api/v1/live/stream?${params}`);
     source.addEventListener("snapshot", (event) => this.received(JSON.parse(event.data)));
@@ -130,7 +143,8 @@ export class LiveFeed {
     // The browser gave up: the answer was not a stream. Ask the API why.
     let status = 0;
     try {
-      status = (await apiGet(this.within ? `/api/v1/assets/${encodeURIComponent(this.within)}` : "/api/v1/auth/me")).status;
+      const probe = this.within ? withProvider(`/api/v1/assets/${encodeURIComponent(this.within)}`) : "/api/v1/auth/me";
+      status = (await apiGet(probe)).status;
     } catch {
       status = 0;
     }

@@ -1,7 +1,7 @@
 // The plant page: the site's OEE, then per area and line each machine's live state, OEE and time model.
 
 import { clock, count, duration, percent, stateLabel } from "./format.js";
-import { LiveFeed, apiGet, initWindowSelect, scopeText, showLive } from "./live.js";
+import { LiveFeed, apiGet, initWindowSelect, scopeText, showLive, withProvider } from "./live.js";
 import {
   apqList, bind, h, lossBar, notice, renderStateCounts, setApq, setOee, setStateClass, setText,
 } from "./widgets.js";
@@ -14,13 +14,22 @@ const siteApq = apqList();
 const siteLosses = lossBar({ legend: true });
 
 async function main() {
-  const { status, body } = await apiGet("/api/v1/assets");
+  const { status, body } = await apiGet(withProvider("/api/v1/assets"));
+  if (status === 404) {
+    missing();
+    return;
+  }
   if (status !== 200) {
     if (status !== 401) notice("The asset model could not be loaded. Reload the page to try again.");
     return;
   }
   const enterprise = body.assets.find((a) => a.level === "enterprise");
   if (enterprise) bind("enterprise-name", enterprise.name);
+  if (body.source.shared) {
+    const banner = document.getElementById("shared-by");
+    banner.hidden = false;
+    setText(banner, `Shared by ${body.source.tenant} under the agreement “${body.source.agreement_name}”`);
+  }
   site = body.assets.find((a) => a.id === siteId && a.level === "site");
   if (!site) {
     missing();
