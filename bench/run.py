@@ -191,7 +191,7 @@ def bench_oee(plants: int, days: float, repeats: int) -> dict[str, Any]:
         rt = Runtime.build(load_settings(data_dir=Path(tmp), max_past_s=(days + 1) * 86400))
         rt.start()
         started = time.perf_counter()
-        seed_demo(rt, plants, timedelta(days=days), end)
+        seed_demo(rt, plants, timedelta(days=days), end, suppliers=False)
         backfill_s = time.perf_counter() - started
         counts = {k: rt.events.record_count(k, "nordwerk") for k in ("samples", "states", "counts")}  # type: ignore[arg-type]
         start = end - timedelta(days=days)
@@ -274,6 +274,63 @@ def time_demo(command: list[str], cwd: Path, port: int, timeout_s: float) -> flo
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# access ----------------------------------------------------------------------------------------------
+
+
+def bench_access(calls: int) -> dict[str, Any]:
+    """What authenticating and scoping one request costs: the signed-token check against the lookup
+    of its id alone (what an opaque token costs), and an own read against a shared, audited one."""
+    from leitstand.domain.agreements import Agreement, DataKind
+    from leitstand.domain.tenancy import Role
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = Runtime.build(load_settings(data_dir=Path(tmp)))
+        for tenant in ("oem", "supplier"):
+            rt.identity.create_tenant(tenant, tenant)
+        who = rt.identity.create_user("oem", "bench", "a long enough password", Role.VIEWER)
+        token, _ = rt.identity.issue_api_token(who, "bench", timedelta(days=1))
+        jti = rt.identity.token_id(token) or ""
+        now = datetime.now(UTC)
+        rt.metadata.create_agreement(
+            Agreement(
+                0,
+                "supplier",
+                "oem",
+                "bench",
+                "site",
+                frozenset(DataKind),
+                "cx.quality.base:1",
+                "Quality:1.0",
+                now,
+                None,
+                now,
+                "bench",
+            )
+        )
+
+        def per_call_us(action: Any) -> float:
+            action()
+            started = time.perf_counter()
+            for _ in range(calls):
+                action()
+            return round((time.perf_counter() - started) / calls * 1e6, 1)
+
+        figures = {
+            "token_id_lookup_us": per_call_us(lambda: rt.metadata.token(jti)),
+            "signature_check_us": per_call_us(lambda: rt.identity.keys.verify(token)),
+            "authenticate_us": per_call_us(lambda: rt.identity.authenticate(token)),
+            "own_read_scope_us": per_call_us(lambda: rt.access.read(who, DataKind.KPI, None, None, "/b")),
+            "shared_read_scope_us": per_call_us(
+                lambda: rt.access.read(who, DataKind.KPI, "supplier", None, "/b")
+            ),
+        }
+        rt.stop()
+    figures["authenticate_vs_lookup_only"] = round(
+        figures["authenticate_us"] / figures["token_id_lookup_us"], 2
+    )
+    return {"calls": calls, **figures}
 
 
 def bench_demo(fresh_clone: bool) -> dict[str, Any]:
@@ -385,12 +442,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, 1-minute memory run, no clone.")
-    parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "demo", "rss"])
+    parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "access", "demo", "rss"])
     parser.add_argument("--rss-minutes", type=float, default=None)
     parser.add_argument("--rss-duckdb-limit", default="64MB", help="duckdb_memory_limit of the server")
     args = parser.parse_args()
     quick = args.quick
-    only = set(args.only or ["ingest", "oee", "demo", "rss"])
+    only = set(args.only or ["ingest", "oee", "access", "demo", "rss"])
     results: dict[str, Any] = {"machine": machine(), "targets": {}}
     if args.only and args.out.exists():  # a partial run updates the sections it measures
         results = {**json.loads(args.out.read_text()), "machine": machine()}
@@ -415,6 +472,12 @@ def main() -> None:
         results["oee"] = oee
         results["targets"].setdefault("oee", {})["OEE 6 plants x 7 days < 200 ms"] = (
             oee["oee_ms_median"] < 200
+        )
+    if "access" in only:
+        print("authentication and read scope per request …", flush=True)
+        results["access"] = bench_access(calls=500 if quick else 2000)
+        results["targets"].setdefault("access", {})["authenticate + scope < 2 ms per request"] = (
+            results["access"]["authenticate_us"] + results["access"]["shared_read_scope_us"] < 2000
         )
     if "demo" in only:
         print("demo start-up …", flush=True)

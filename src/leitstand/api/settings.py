@@ -58,8 +58,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="OpenID Connect providers whose tokens are accepted (see docs/security.md).",
     )
-    tenant_requests_per_s: float = Field(50, gt=0, description="API requests per second per tenant.")
-    tenant_request_burst: float = Field(500, ge=1, description="Requests a tenant may send in a burst.")
+    tenant_requests_per_s: float = Field(
+        1000, gt=0, description="API requests per second per tenant (all its users and gateways)."
+    )
+    tenant_request_burst: float = Field(2000, ge=1, description="Requests a tenant may send in a burst.")
     tenant_ingest_records_per_s: float = Field(
         2_000_000, gt=0, description="Ingest quota: records per second per tenant."
     )
