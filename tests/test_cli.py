@@ -152,6 +152,7 @@ def test_simulate_feeds_a_running_server_over_http(demo_server: DemoServer) -> N
 def test_mqtt_acl_writes_each_gateways_site_topics_and_rotate_keys_retires(tmp_path: Path) -> None:
     from datetime import timedelta
 
+    from leitstand.access.audit import AuditLog
     from leitstand.access.identity import IdentityService
     from leitstand.access.tokens import KeyRing
     from leitstand.store.sql import SqlMetadataStore
@@ -164,7 +165,8 @@ def test_mqtt_acl_writes_each_gateways_site_topics_and_rotate_keys_retires(tmp_p
     assert created.exit_code == 0, created.output
     metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.sqlite'}")
     keys = KeyRing(metadata, "leitstand")
-    _, token, _ = IdentityService(metadata, keys).create_gateway("acme", "gw-1", "hh", timedelta(days=1))
+    identity = IdentityService(metadata, keys, AuditLog(metadata))
+    _, token, _ = identity.create_gateway("acme", "gw-1", "hh", timedelta(days=1))
     result = runner.invoke(
         app, ["mqtt-acl", "--out", str(tmp_path / "mqtt"), "--data-dir", str(tmp_path)], env=env
     )
@@ -179,4 +181,11 @@ def test_mqtt_acl_writes_each_gateways_site_topics_and_rotate_keys_retires(tmp_p
     rotated = runner.invoke(app, ["rotate-keys", "--retire-others", "--data-dir", str(tmp_path)])
     assert rotated.exit_code == 0, rotated.output
     assert [k.retired_at is None for k in metadata.signing_keys()] == [False, True]
+    actions = {e.action: e.actor for e in metadata.audit("platform")}
+    assert actions["keys_rotated"].startswith("cli:")
+    assert {e.action for e in metadata.audit("acme")} >= {
+        "tenant_created",
+        "user_created",
+        "gateway_created",
+    } - {"gateway_created"}
     metadata.close()

@@ -215,7 +215,7 @@ def test_a_tenant_over_its_request_rate_gets_429_and_others_do_not(tmp_path) -> 
     rt.stop()
 
 
-def test_login_attempts_are_limited_per_user_name(tmp_path) -> None:
+def test_login_attempts_are_limited_per_client_address(tmp_path) -> None:
     rt = limited_runtime(tmp_path, login_attempts_per_min=3)
     with TestClient(create_app(rt)) as client:
         wrong = {"username": "acme-admin", "password": "wrong password!"}
@@ -249,3 +249,48 @@ def test_a_query_window_longer_than_the_limit_is_refused_clearly(client: TestCli
     )
     assert response.status_code == 422
     assert "at most 400 days" in response.json()["detail"]
+
+
+def test_failed_logins_of_one_user_do_not_lock_out_others(tmp_path) -> None:
+    rt = limited_runtime(tmp_path, login_attempts_per_min=3)
+    rt.limits.logins.rate, rt.limits.logins.burst = 100.0, 100.0  # address bucket out of the way
+    with TestClient(create_app(rt)) as client:
+        wrong = {"username": "acme-admin", "password": "wrong password!"}
+        statuses = [client.post("/api/v1/auth/login", json=wrong).status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]  # the failures of this user from this address
+        rival = client.post("/api/v1/auth/login", json={"username": "rival-admin", "password": PASSWORD})
+        assert rival.status_code == 200
+        actions = [e["action"] for e in rt.access.audit.entries("acme", action="login_failed")]
+        assert len(actions) == 3
+    rt.stop()
+
+
+def test_logout_is_audited(client: TestClient, runtime: Runtime) -> None:
+    headers = login(client, "acme-viewer")
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    entries = runtime.access.audit.entries("acme")
+    assert [e["action"] for e in entries[:2]] == ["logout", "login"]
+
+
+@pytest.mark.parametrize("name", ["gw@north", "gw/north", "g" * 65])
+def test_a_gateway_name_must_be_an_id(client: TestClient, admin: dict, name: str) -> None:
+    response = client.post("/api/v1/gateways", json={"name": name, "site": "hh"}, headers=admin)
+    assert response.status_code == 422
+
+
+def test_revoking_a_gateways_key_takes_its_mqtt_password_too(
+    client: TestClient, admin: dict, runtime: Runtime
+) -> None:
+    created = client.post("/api/v1/gateways", json={"name": "gw1", "site": "hh"}, headers=admin).json()
+    assert [g.username for g, _ in runtime.metadata.mqtt_gateways(datetime.now(UTC))] == ["acme/gw1"]
+    key = client.get("/api/v1/auth/tokens", headers=admin).json()["tokens"][0]["id"]
+    assert client.delete(f"/api/v1/auth/tokens/{key}", headers=admin).status_code == 204
+    assert runtime.metadata.mqtt_gateways(datetime.now(UTC)) == []
+    assert client.get("/api/v1/auth/me", headers=bearer(created["token"])).status_code == 401
+
+
+def test_reserved_tenant_ids_are_refused(client: TestClient, runtime: Runtime) -> None:
+    runtime.identity.create_user("platform", "root", PASSWORD, Role.PLATFORM_ADMIN)
+    root = login(client, "root")
+    body = {"id": "spBv1.0", "name": "x", "admin_username": "x-admin", "admin_password": NEW_PASSWORD}
+    assert client.post("/api/v1/admin/tenants", json=body, headers=root).status_code == 409

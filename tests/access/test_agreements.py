@@ -218,3 +218,40 @@ def test_a_revocation_ends_a_shared_live_stream(
                 break
             assert len(rest) < 50
     assert any("not_shared" in line for line in rest)
+
+
+def test_an_offset_in_the_agreements_times_does_not_stretch_them(
+    client: TestClient, provider: dict[str, str]
+) -> None:
+    """valid_until one hour ago, written at +14:00: expired, on every metadata database."""
+    from datetime import timezone
+
+    kiribati = timezone(timedelta(hours=14))
+    until = (datetime.now(UTC) - timedelta(hours=1)).astimezone(kiribati)
+    offered = offer(
+        client, provider, valid_from=(until - timedelta(days=1)).isoformat(), valid_until=until.isoformat()
+    )
+    assert offered["status"] == "expired"
+    stored = client.get(f"/api/v1/agreements/{offered['id']}", headers=provider).json()
+    assert stored["status"] == "expired"
+    assert datetime.fromisoformat(stored["valid_until"]) == until
+    rival = login(client, "rival-viewer")
+    assert client.get("/api/v1/kpi/oee?provider=acme", headers=rival).status_code == 404
+
+
+def test_live_shared_without_kpi_shows_states_but_no_oee(
+    client: TestClient, provider: dict[str, str]
+) -> None:
+    offer(client, provider, kinds=["live"])
+    rival = login(client, "rival-viewer")
+    snapshot = client.get("/api/v1/live/snapshot?provider=acme&hours=744", headers=rival).json()
+    assert snapshot["oee"] == []
+    assert {s["asset_id"] for s in snapshot["states"]} == set(SHARED_MACHINES)
+    assert client.get("/api/v1/kpi/oee?provider=acme", headers=rival).status_code == 404
+
+
+def test_nobody_shares_with_the_platform_operator(client: TestClient, provider: dict[str, str]) -> None:
+    body = {"consumer": "platform", "name": "x", "scope": "north", "kinds": ["kpi"], "purpose": "p"}
+    refused = client.post("/api/v1/agreements", json=body, headers=provider)
+    assert refused.status_code == 422
+    assert "platform operator" in refused.json()["detail"]

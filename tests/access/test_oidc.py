@@ -90,7 +90,10 @@ def me(client: TestClient, token: str) -> tuple[int, dict]:
 def test_a_provider_token_maps_to_tenant_and_highest_role(client: TestClient) -> None:
     status, body = me(client, idp_token())
     assert status == 200
-    assert body == {"tenant": "acme", "username": "supplier-idp:erika", "role": "engineer", "site": None}
+    # named by the provider's subject id: a user who renames itself to someone else stays itself
+    assert body == {"tenant": "acme", "username": "supplier-idp:f3c1", "role": "engineer", "site": None}
+    renamed = me(client, idp_token(sub="m4ll", preferred_username="erika"))[1]
+    assert renamed["username"] == "supplier-idp:m4ll"
     # the role follows the provider's claim on every request
     assert me(client, idp_token(groups=["everyone"]))[1]["role"] == "viewer"
 
@@ -125,3 +128,32 @@ def test_a_provider_may_not_grant_platform_or_gateway_roles(tmp_path: Path) -> N
     }
     with pytest.raises(InputError, match="tenant roles"):
         Runtime.build(load_settings(data_dir=tmp_path / "d", oidc_providers=[provider]))
+
+
+def test_provisioning_and_role_changes_are_audited_and_external_users_mint_no_keys(
+    client: TestClient,
+) -> None:
+    token = idp_token()
+    assert me(client, token)[0] == 200
+    assert me(client, idp_token(groups=["everyone"]))[0] == 200
+    headers = {"authorization": f"Bearer {token}"}
+    refused = client.post("/api/v1/auth/tokens", json={"name": "x"}, headers=headers)
+    assert refused.status_code == 403
+    assert "identity provider" in refused.json()["detail"]
+    rt = client.app.state.runtime  # type: ignore[attr-defined]
+    actions = [(e["action"], e["detail"].get("by")) for e in rt.access.audit.entries("acme")]
+    assert ("user_provisioned", None) in actions
+    assert ("role_changed", "supplier-idp") in actions
+
+
+def test_two_providers_with_one_name_are_refused(tmp_path: Path) -> None:
+    provider = {
+        "name": "idp",
+        "issuer": ISSUER,
+        "audience": "x",
+        "jwks_url": "http://127.0.0.1:9/",
+        "tenant": "acme",
+    }
+    twin = {**provider, "issuer": "https://other.example"}
+    with pytest.raises(InputError, match="same name"):
+        Runtime.build(load_settings(data_dir=tmp_path / "d", oidc_providers=[provider, twin]))

@@ -160,3 +160,39 @@ def test_api_keys_are_listed_and_revoked_by_the_tenant_admin_only(client: TestCl
     assert me(client, issued["token"])[0] == 401
     expires = datetime.fromisoformat(issued["expires_at"])
     assert expires - datetime.now(UTC) <= timedelta(days=7)
+
+
+def test_a_retirement_elsewhere_holds_here_within_the_reload_interval(runtime: Runtime) -> None:
+    """Another node (or the CLI) retires every key: this process stops accepting and signing with the old
+    key once it re-reads the keys, at the latest RELOAD_EVERY_S later."""
+    from leitstand.access import tokens
+
+    clock = [0.0]
+    here = KeyRing(runtime.metadata, "leitstand", monotonic=lambda: clock[0])
+    old_kid = jwt.get_unverified_header(here.sign({"sub": "1"}))["kid"]
+    elsewhere = KeyRing(runtime.metadata, "leitstand")
+    new_kid, retired = elsewhere.rotate(retire_others=True)
+    assert old_kid in retired
+    clock[0] += tokens.RELOAD_EVERY_S + 1
+    assert jwt.get_unverified_header(here.sign({"sub": "1"}))["kid"] == new_kid
+    assert [k["kid"] for k in here.jwks()["keys"]] == [new_kid]
+
+
+def test_made_up_key_ids_do_not_make_every_request_read_the_keys(runtime: Runtime) -> None:
+    reads = []
+
+    class Counting:
+        def __getattr__(self, name: str):
+            return getattr(runtime.metadata, name)
+
+        def signing_keys(self):
+            reads.append(1)
+            return runtime.metadata.signing_keys()
+
+    keys = KeyRing(Counting(), "leitstand")  # type: ignore[arg-type]
+    stranger = Ed25519PrivateKey.generate()
+    for i in range(20):
+        forged = jwt.encode({"sub": "1"}, stranger, algorithm="EdDSA", headers={"kid": f"made-up-{i}"})
+        with pytest.raises(Exception, match="unknown or retired"):
+            keys.verify(forged)
+    assert len(reads) <= 2  # the first load, and at most one early re-read

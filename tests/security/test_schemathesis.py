@@ -133,7 +133,7 @@ def login(app: Any, username: str) -> str:
 
 
 @pytest.fixture
-def api(runtime: Runtime) -> Api:
+def api(runtime: Runtime) -> Iterator[Api]:
     """The app on the `runtime` of tests/conftest.py, its loaded schema, and a session token of IDENTITY.
 
     Function-scoped on purpose: Schemathesis's ASGI transport runs the app's lifespan (the ingest writer)
@@ -154,7 +154,10 @@ def api(runtime: Runtime) -> Api:
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
     schema.auth(refresh_interval=None)(Bearer)
-    return Api(runtime, app, schema, token)
+    yield Api(runtime, app, schema, token)
+    # Schemathesis keeps the last schema (and through it the app and its stores) until the interpreter
+    # exits; let go of the app so the stores' objects are freed with the runtime, not at exit.
+    app.app = None
 
 
 @pytest.fixture

@@ -112,9 +112,14 @@ def test_api_tokens_are_listed_per_tenant_and_die_with_their_user(store: SqlMeta
 def test_a_gateway_keeps_its_site_and_mqtt_password_hash(store: SqlMetadataStore) -> None:
     gateway = store.create_user("acme", "acme/gw", "!", Role.GATEWAY, "service", "hh")
     assert gateway.site == "hh"
-    assert store.mqtt_gateways() == []
-    store.set_mqtt_password_hash(gateway.user_id, "$7$101$x$y")
-    assert store.mqtt_gateways() == [(gateway, "$7$101$x$y")]
+    now = datetime.now(UTC)
+    assert store.mqtt_gateways(now) == []
+    store.store_token("gw-key", gateway.user_id, "api", now + timedelta(days=1))
+    store.set_mqtt_password_hash(gateway.user_id, "$7$101$x$y", "gw-key")
+    assert store.mqtt_gateways(now) == [(gateway, "$7$101$x$y")]
+    assert store.mqtt_gateways(now + timedelta(days=2)) == []  # the key, and so the password, expired
+    store.delete_token("gw-key")
+    assert store.mqtt_gateways(now) == []  # revoked
 
 
 def test_agreements_are_seen_by_both_parties_and_revoked_once(store: SqlMetadataStore) -> None:
@@ -150,7 +155,7 @@ def test_agreements_are_seen_by_both_parties_and_revoked_once(store: SqlMetadata
 
 def test_a_business_partner_number_belongs_to_one_tenant(store: SqlMetadataStore) -> None:
     store.ensure_tenant(Tenant("rival", "Rival", "BPNL000000000001"))
-    with pytest.raises(InputError, match="belongs to another tenant"):
+    with pytest.raises(Conflict, match="belongs to another tenant"):
         store.ensure_tenant(Tenant("third", "Third", "BPNL000000000001"))
 
 

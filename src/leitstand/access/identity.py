@@ -16,11 +16,13 @@ from typing import Literal, Protocol
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from leitstand.access.audit import AuditLog
 from leitstand.access.mosquitto import mosquitto_password_hash
 from leitstand.access.oidc import OidcVerifier
 from leitstand.access.tokens import KeyRing
-from leitstand.domain.errors import InputError, Unauthenticated
-from leitstand.domain.tenancy import PLATFORM_TENANT, Principal, Role, Tenant
+from leitstand.domain.assets import check_id
+from leitstand.domain.errors import Forbidden, InputError, Unauthenticated
+from leitstand.domain.tenancy import PLATFORM_TENANT, RESERVED_TENANT_IDS, Principal, Role, Tenant
 from leitstand.store.interfaces import MetadataStore
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -63,15 +65,19 @@ class IdentityService:
         self,
         metadata: MetadataStore,
         keys: KeyRing,
+        audit: AuditLog,
         oidc: OidcVerifier | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._metadata = metadata
         self.keys = keys
+        self._audit = audit
         self._oidc = oidc
         self._clock = clock
 
     def create_tenant(self, tenant_id: str, name: str, bpn: str | None = None) -> Tenant:
+        if tenant_id in RESERVED_TENANT_IDS and tenant_id != PLATFORM_TENANT:
+            raise InputError(f"the tenant id {tenant_id!r} is reserved")
         tenant = Tenant(tenant_id, name, bpn)
         self._metadata.ensure_tenant(tenant)
         return tenant
@@ -89,37 +95,61 @@ class IdentityService:
         self, tenant_id: str, name: str, site: str, lifetime: timedelta
     ) -> tuple[Principal, str, datetime]:
         """A service account that may only publish data of `site`, with its first API key. The key is
-        also its MQTT password; the broker's password file holds only a hash of it."""
+        also its MQTT password (until it is revoked or expires); the broker's password file holds only a
+        hash of it."""
+        check_id(name, "gateway")  # it becomes part of MQTT user names and ACL lines
         # The tenant is part of the name, so no tenant learns which gateway names others use.
         username = f"{tenant_id}/{name}"
         gateway = self._metadata.create_user(tenant_id, username, NO_PASSWORD, Role.GATEWAY, "service", site)
-        token, expires = self.issue_api_token(gateway, f"gateway {name}", lifetime)
-        self._metadata.set_mqtt_password_hash(gateway.user_id, mosquitto_password_hash(token))
+        token, expires, jti = self._issue(gateway, "api", lifetime, f"gateway {name}")
+        self._metadata.set_mqtt_password_hash(gateway.user_id, mosquitto_password_hash(token), jti)
         return gateway, token, expires
 
-    def login(self, username: str, password: str) -> tuple[Principal, str, datetime]:
-        """Check a password; return the principal, a new session token and its expiry."""
+    def login(self, username: str, password: str, address: str = "") -> tuple[Principal, str, datetime]:
+        """Check a password; return the principal, a new session token and its expiry. Logins and
+        failed attempts on an existing account go to its tenant's audit log."""
         found = self._metadata.user_by_name(username)
+        # Accounts without a password here verify against the dummy too: the same time, the same answer.
+        stored = found[1] if found and found[1] != NO_PASSWORD else _DUMMY_HASH
         try:
             with _VERIFY_SLOTS:
-                _hasher.verify(found[1] if found else _DUMMY_HASH, password)
+                _hasher.verify(stored, password)
+            verified = found is not None and stored is not _DUMMY_HASH
         except (VerificationError, InvalidHashError):
-            found = None
-        if found is None:
+            verified = False
+        if not verified:
+            if found is not None:
+                who = found[0]
+                self._audit.record(
+                    who, "login_failed", who.tenant_id, f"user:{who.username}", address=address
+                )
             raise Unauthenticated("unknown user or wrong password")
-        principal, stored_hash = found
-        if _hasher.check_needs_rehash(stored_hash):
+        assert found is not None
+        principal = found[0]
+        if _hasher.check_needs_rehash(stored):
             self._metadata.update_password_hash(principal.user_id, _hasher.hash(password))
-        token, expires = self._issue(principal, "session", SESSION_LIFETIME, "")
+        self._metadata.delete_expired_tokens(self._clock())
+        self._audit.record(
+            principal, "login", principal.tenant_id, f"user:{principal.username}", address=address
+        )
+        token, expires, _ = self._issue(principal, "session", SESSION_LIFETIME, "")
         return principal, token, expires
 
     def issue_api_token(self, principal: Principal, name: str, lifetime: timedelta) -> tuple[str, datetime]:
         """A token for a machine client (gateway, simulator, script), shown once."""
         if lifetime > MAX_API_KEY_LIFETIME:
             raise InputError(f"API keys live at most {MAX_API_KEY_LIFETIME.days} days")
-        return self._issue(principal, "api", lifetime, name)
+        if principal.external:
+            raise Forbidden("users of an identity provider use its tokens; API keys are for local accounts")
+        self._audit.record(
+            principal, "token_issued", principal.tenant_id, f"user:{principal.username}", name=name
+        )
+        token, expires, _ = self._issue(principal, "api", lifetime, name)
+        return token, expires
 
-    def _issue(self, principal: Principal, kind: str, lifetime: timedelta, name: str) -> tuple[str, datetime]:
+    def _issue(
+        self, principal: Principal, kind: str, lifetime: timedelta, name: str
+    ) -> tuple[str, datetime, str]:
         now = self._clock()
         expires = now + lifetime
         jti = secrets.token_urlsafe(18)
@@ -135,12 +165,12 @@ class IdentityService:
         }
         if principal.site:
             claims["site"] = principal.site
-        return self.keys.sign(claims), expires
+        return self.keys.sign(claims), expires, jti
 
     def authenticate(self, token: str) -> Principal:
         """The principal a token belongs to, or Unauthenticated when it is invalid, expired or revoked."""
         if self._oidc is not None and not self.keys.knows(token) and self._oidc.accepts(token):
-            return self._oidc.authenticate(token, self._metadata)
+            return self._oidc.authenticate(token, self._metadata, self._audit)
         claims = self.keys.verify(token)
         credential = self._metadata.token(str(claims["jti"]))
         if credential is None or str(credential.principal.user_id) != claims["sub"]:
@@ -159,5 +189,8 @@ class IdentityService:
 
     def logout(self, token: str) -> None:
         jti = self.token_id(token)
-        if jti is not None:
-            self._metadata.delete_token(jti)
+        credential = self._metadata.token(jti) if jti is not None else None
+        if credential is not None:
+            who = credential.principal
+            self._audit.record(who, "logout", who.tenant_id, f"user:{who.username}", kind=credential.kind)
+            self._metadata.delete_token(credential.jti)

@@ -26,8 +26,12 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, key: str, units: float = 1.0) -> None:
-        """Spend `units` of `key`'s bucket or raise Overloaded saying when to retry. A request larger
+    def check(self, key: str) -> None:
+        """Raise like `take` would if one unit were asked for, without spending anything."""
+        self.take(key, 1.0, spend=False)
+
+    def take(self, key: str, units: float = 1.0, spend: bool = True) -> None:
+        """Spend `units` of `key`'s bucket or raise RateLimited saying when to retry. A request larger
         than the burst is allowed when the bucket is full, and leaves it in debt."""
         with self._lock:
             now = self._clock()
@@ -41,6 +45,6 @@ class RateLimiter:
                     f"retry in {math.ceil(wait)} s",
                     retry_after_s=max(1, math.ceil(wait)),
                 )
-            self._buckets[key] = (level - units, now)
+            self._buckets[key] = (level - units if spend else level, now)
             while len(self._buckets) > MAX_KEYS:
                 self._buckets.popitem(last=False)

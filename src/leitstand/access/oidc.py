@@ -3,18 +3,20 @@
 A configured provider is trusted for exactly what its configuration says: its issuer, the audience
 Leitstand is registered as, the tenant its users belong to (fixed, or read from a claim through a
 map) and how its role claim maps to Leitstand roles. Its users are provisioned on first sight as
-external accounts (no password here), and their role follows the provider's claim on every request.
-A token that maps to no tenant or no role is refused.
+external accounts (no password here) named by the provider's subject id, and their role follows the
+provider's claim on every request. A token that maps to no tenant or no role is refused. External
+users cannot mint API keys: switching a person off at the provider switches them off here.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jwt
 
+from leitstand.access.audit import AuditLog
 from leitstand.domain.errors import InputError, Unauthenticated
 from leitstand.domain.tenancy import PLATFORM_TENANT, Principal, Role
 from leitstand.store.interfaces import MetadataStore
@@ -52,6 +54,12 @@ class OidcVerifier:
     """Verifies tokens of the configured providers against their published keys (JWKS, cached)."""
 
     def __init__(self, providers: list[OidcProvider]) -> None:
+        for what, values in (
+            ("name", [p.name for p in providers]),
+            ("issuer", [p.issuer for p in providers]),
+        ):
+            if len(set(values)) != len(values):
+                raise InputError(f"two OIDC providers have the same {what}")
         self._by_issuer = {p.issuer: p for p in providers}
         self._clients: dict[str, jwt.PyJWKClient] = {}
         self._lock = threading.Lock()
@@ -74,7 +82,7 @@ class OidcVerifier:
                 self._clients[provider.issuer] = client
             return client
 
-    def authenticate(self, token: str, metadata: MetadataStore) -> Principal:
+    def authenticate(self, token: str, metadata: MetadataStore, audit: AuditLog) -> Principal:
         provider = self._provider(token)
         if provider is None:
             raise Unauthenticated("the token's issuer is not a configured identity provider")
@@ -101,16 +109,29 @@ class OidcVerifier:
             raise Unauthenticated(
                 "the identity provider's token carries no role that maps to a Leitstand role"
             )
-        username = f"{provider.name}:{claims.get(provider.username_claim) or claims['sub']}"
+        # The subject is the provider's stable, unique id of the person; names can be changed by users.
+        username = f"{provider.name}:{claims['sub']}"
         found = metadata.user_by_name(username)
         if found is None:
-            return metadata.create_user(tenant, username, "!", role, kind="external")
+            created = metadata.create_user(tenant, username, "!", role, kind="external")
+            name = claims.get(provider.username_claim)
+            audit.record(created, "user_provisioned", tenant, f"user:{username}", role=role.value, name=name)
+            return created
         principal = found[0]
-        if principal.tenant_id != tenant:
+        if principal.tenant_id != tenant or not principal.external:
             raise Unauthenticated("this external user belongs to another tenant")
         if principal.role is not role:
+            audit.record(
+                principal,
+                "role_changed",
+                tenant,
+                f"user:{username}",
+                old=principal.role.value,
+                new=role.value,
+                by=provider.name,
+            )
             metadata.set_role(principal.user_id, role)
-            principal = Principal(principal.tenant_id, principal.user_id, username, role)
+            principal = replace(principal, role=role)
         return principal
 
 

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,32 +55,50 @@ def new_signing_key(now: datetime) -> SigningKey:
     return SigningKey(thumbprint(_public_x(private.public_key())), pem, now)
 
 
+# How often a process re-reads the keys (another node or the CLI may have rotated or retired them), and
+# how often at most a token naming an unknown key may make it re-read them early.
+RELOAD_EVERY_S = 30.0
+UNKNOWN_KID_RELOAD_S = 10.0
+
+
 class KeyRing:
-    """The installation's signing keys, loaded from the metadata store and reloaded when a token names
-    a key this process has not seen (another node rotated)."""
+    """The installation's signing keys, loaded from the metadata store and re-read every
+    RELOAD_EVERY_S, so a rotation or retirement elsewhere holds here within that time."""
 
     def __init__(
-        self, metadata: MetadataStore, issuer: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        metadata: MetadataStore,
+        issuer: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metadata = metadata
         self.issuer = issuer
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._private: dict[str, Ed25519PrivateKey] = {}
-        self._signing_kid = ""
+        # (signing key id, every key that verifies): replaced whole, never changed in place
+        self._ring: tuple[str, dict[str, Ed25519PrivateKey]] = ("", {})
+        self._loaded_at = self._early_reload_at = float("-inf")
         self._load()
-        if not self._signing_kid:
+        if not self._ring[0]:
             self.rotate()
 
     def _load(self) -> None:
         with self._lock:
             keys = [k for k in self._metadata.signing_keys() if k.retired_at is None]
-            self._private = {}
+            private: dict[str, Ed25519PrivateKey] = {}
             for key in keys:
                 loaded = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
                 assert isinstance(loaded, Ed25519PrivateKey)
-                self._private[key.kid] = loaded
-            self._signing_kid = keys[-1].kid if keys else ""
+                private[key.kid] = loaded
+            self._ring = (keys[-1].kid if keys else "", private)
+            self._loaded_at = self._monotonic()
+
+    def _current(self) -> tuple[str, dict[str, Ed25519PrivateKey]]:
+        if self._monotonic() - self._loaded_at > RELOAD_EVERY_S:
+            self._load()
+        return self._ring
 
     def rotate(self, retire_others: bool = False) -> tuple[str, list[str]]:
         """Make a new key the signing key; with `retire_others`, every older key stops verifying now."""
@@ -90,9 +109,9 @@ class KeyRing:
         return key.kid, retired
 
     def sign(self, claims: dict[str, Any]) -> str:
-        kid = self._signing_kid
+        kid, private = self._current()
         payload = {**claims, "iss": self.issuer, "aud": AUDIENCE}
-        return jwt.encode(payload, self._private[kid], algorithm=ALGORITHM, headers={"kid": kid})
+        return jwt.encode(payload, private[kid], algorithm=ALGORITHM, headers={"kid": kid})
 
     def knows(self, token: str) -> bool:
         """Whether the token claims to be signed by this installation (its issuer), unverified."""
@@ -112,9 +131,13 @@ class KeyRing:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthenticated("the token names no signing key")
-        if kid not in self._private:
+        _, private = self._current()
+        now = self._monotonic()
+        if kid not in private and now - self._early_reload_at > UNKNOWN_KID_RELOAD_S:
+            self._early_reload_at = now  # a made-up key id must not make every request read the store
             self._load()
-        key = self._private.get(kid)
+            _, private = self._ring
+        key = private.get(kid)
         if key is None:
             raise Unauthenticated("the token's signing key is unknown or retired")
         try:
@@ -135,8 +158,7 @@ class KeyRing:
 
     def jwks(self) -> dict[str, Any]:
         """The public keys that verify this installation's tokens (RFC 7517)."""
-        with self._lock:
-            items = list(self._private.items())
+        items = list(self._current()[1].items())
         return {
             "keys": [
                 {"kty": "OKP", "crv": "Ed25519", "x": _public_x(k.public_key()), "kid": kid}

@@ -32,7 +32,8 @@ class Limits:
 
     requests: RateLimiter
     ingest_records: RateLimiter
-    logins: RateLimiter
+    logins: RateLimiter  # attempts per client address
+    failed_logins: RateLimiter  # failures per user name and client address
 
     @classmethod
     def build(cls, settings: Settings) -> Limits:
@@ -43,6 +44,7 @@ class Limits:
                 settings.tenant_ingest_records_per_s, settings.tenant_ingest_burst_records, "ingest quota"
             ),
             RateLimiter(per_min / 60, max(1.0, per_min), "login attempt"),
+            RateLimiter(per_min / 60, max(1.0, per_min), "failed login"),
         )
 
 
@@ -67,6 +69,7 @@ class Runtime:
             providers = [OidcProvider(**p) for p in settings.oidc_providers]
         except TypeError as exc:
             raise InputError(f"invalid oidc_providers setting: {exc}") from exc
+        oidc = OidcVerifier(providers) if providers else None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         events = DuckDBEventStore(
             settings.events_path, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
@@ -100,12 +103,14 @@ class Runtime:
             queue_records=settings.ingest_queue_records,
             block_timeout_s=settings.block_timeout_s if settings.backpressure == "block" else 0.0,
         )
+        audit = AuditLog(metadata)
         identity = IdentityService(
             metadata,
             KeyRing(metadata, settings.token_issuer),
-            OidcVerifier(providers) if providers else None,
+            audit,
+            oidc,
         )
-        access = AccessService(metadata, asset_cache, AuditLog(metadata))
+        access = AccessService(metadata, asset_cache, audit)
         return cls(
             settings, events, metadata, asset_cache, identity, pipeline, oee, access, Limits.build(settings)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -11,10 +12,12 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 
+from leitstand.access.audit import AuditLog
 from leitstand.api.app import create_app
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import Settings, load_settings
 from leitstand.domain.errors import LeitstandError
+from leitstand.domain.tenancy import PLATFORM_TENANT, Principal, Role
 from leitstand.store.sql import SqlMetadataStore
 
 console = Console(stderr=True)
@@ -31,6 +34,15 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     )
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
+
+
+def cli_audit(metadata: SqlMetadataStore) -> AuditLog:
+    return AuditLog(metadata)
+
+
+def cli_actor() -> Principal:
+    """Who acts when a command changes the store directly: the operator's login on the host."""
+    return Principal(PLATFORM_TENANT, 0, f"cli:{getpass.getuser()}", Role.PLATFORM_ADMIN)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -27,7 +28,7 @@ def mqtt_acl(
     """Write the broker's files: each gateway may publish under its own site's topics only."""
     with metadata_store(config, data_dir) as (_, metadata):
         accounts = [platform_account(platform_user, mosquitto_password_hash(platform_password))]
-        for gateway, password_hash in metadata.mqtt_gateways():
+        for gateway, password_hash in metadata.mqtt_gateways(datetime.now(UTC)):
             name = gateway.username.split("/", 1)[1]
             accounts.append(gateway_account(gateway.tenant_id, name, gateway.site or "", password_hash))
         out.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,7 @@ class DataKind(StrEnum):
 
     ASSETS = "assets"  # the asset model of the scope: names, levels, signals
     KPI = "kpi"  # OEE, its inputs, losses and the downtime Pareto
-    LIVE = "live"  # current machine states and the live stream
-    RECORDS = "records"  # how many raw records exist and their time range
+    LIVE = "live"  # current machine states and the live stream (with OEE only if `kpi` is shared too)
 
 
 # Catena-X ODRL profile (https://w3id.org/catenax/policy/): the framework agreements and the usage

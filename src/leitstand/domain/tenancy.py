@@ -12,6 +12,8 @@ from leitstand.domain.errors import InputError
 # Catena-X business partner number of a legal entity: BPNL and 12 upper-case letters or digits.
 BPN_PATTERN = re.compile(r"BPNL[0-9A-Z]{12}")
 PLATFORM_TENANT = "platform"
+# Tenant ids that would collide with a protocol namespace in the MQTT topic tree.
+RESERVED_TENANT_IDS = frozenset({PLATFORM_TENANT, "spBv1.0"})
 
 
 class Role(StrEnum):
@@ -59,3 +61,4 @@ class Principal:
     username: str
     role: Role
     site: str | None = None
+    external: bool = False  # a user of a company's identity provider, without a password here

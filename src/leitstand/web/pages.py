@@ -62,7 +62,10 @@ def install(app: FastAPI, identity: IdentityService, login: LoginCheck, secure_c
 
     @app.post("/login", include_in_schema=False)
     def login_submit(
-        request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")
+        request: Request,
+        username: str = Form("", max_length=200),
+        password: str = Form("", max_length=1000),
+        next: str = Form("/", max_length=2000),
     ) -> Response:
         require_same_origin(request)
         target = safe_next(next)

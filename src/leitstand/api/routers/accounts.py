@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from leitstand.api.deps import id_path, require, runtime
 from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.runtime import Runtime
-from leitstand.domain.assets import AssetLevel
+from leitstand.domain.assets import ID_PATTERN, AssetLevel
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.tenancy import Principal, Role, UserRoleName
 
@@ -38,7 +38,7 @@ class RoleChange(BaseModel):
 
 class NewGateway(BaseModel):
     model_config = {"extra": "forbid"}
-    name: str = Field(pattern=NAME)
+    name: str = Field(pattern=f"^{ID_PATTERN.pattern}$", description="An id: it becomes part of MQTT names.")
     site: str = Field(min_length=1, max_length=64, description="The site (plant) it publishes for.")
     days: int = Field(365, ge=1, le=365, description="Lifetime of its API key in days.")
 
@@ -71,8 +71,8 @@ def create_user(
     body: NewUser, who: Principal = Depends(ADMIN), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     """A user of the caller's tenant."""
+    rt.access.audit.record(who, "user_created", who.tenant_id, f"user:{body.username}", role=body.role)
     created = rt.identity.create_user(who.tenant_id, body.username, body.password, Role(body.role))
-    rt.access.audit.record(who, "user_created", who.tenant_id, f"user:{created.username}", role=body.role)
     return _user_dict(created, "human")
 
 
@@ -90,10 +90,10 @@ def change_role(
         raise InputError("a gateway's role cannot change")
     if user.user_id == who.user_id and role is not Role.TENANT_ADMIN:
         raise InputError("you cannot take the tenant admin role from yourself; another admin can")
-    rt.metadata.set_role(user_id, role)
     rt.access.audit.record(
         who, "role_changed", who.tenant_id, f"user:{user.username}", old=user.role.value, new=role.value
     )
+    rt.metadata.set_role(user_id, role)
     return _user_dict(_own_user(rt, who, user_id), "human")
 
 
@@ -119,10 +119,11 @@ def create_gateway(
     sites = {a.id for a in rt.asset_cache.assets(who.tenant_id) if a.level is AssetLevel.SITE}
     if body.site not in sites:
         raise NotFound(f"site {body.site!r} not found")
+    target = f"user:{who.tenant_id}/{body.name}"
+    rt.access.audit.record(who, "gateway_created", who.tenant_id, target, site=body.site)
     gateway, token, expires = rt.identity.create_gateway(
         who.tenant_id, body.name, body.site, timedelta(days=body.days)
     )
-    rt.access.audit.record(who, "gateway_created", who.tenant_id, f"user:{gateway.username}", site=body.site)
     return {
         **_user_dict(gateway, "service"),
         "token": token,

@@ -17,7 +17,7 @@ from leitstand.api.routers.accounts import NAME
 from leitstand.api.runtime import Runtime
 from leitstand.domain.assets import ID_PATTERN
 from leitstand.domain.errors import Conflict
-from leitstand.domain.tenancy import PLATFORM_TENANT, Principal, Role
+from leitstand.domain.tenancy import RESERVED_TENANT_IDS, Principal, Role
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], responses=AUTHENTICATED)
 PLATFORM = require(Role.PLATFORM_ADMIN)
@@ -62,13 +62,13 @@ def create_tenant(
     body: NewTenant, who: Principal = Depends(PLATFORM), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     """A new tenant with its first tenant admin."""
-    if body.id == PLATFORM_TENANT or rt.metadata.tenant(body.id) is not None:
+    if body.id in RESERVED_TENANT_IDS or rt.metadata.tenant(body.id) is not None:
         raise Conflict(f"tenant {body.id!r} already exists")
     if rt.metadata.user_by_name(body.admin_username) is not None:
         raise Conflict(f"user {body.admin_username!r} already exists")
+    rt.access.audit.record(who, "tenant_created", body.id, f"tenant:{body.id}", admin=body.admin_username)
     tenant = rt.identity.create_tenant(body.id, body.name, body.bpn)
     admin = rt.identity.create_user(tenant.id, body.admin_username, body.admin_password, Role.TENANT_ADMIN)
-    rt.access.audit.record(who, "tenant_created", tenant.id, f"tenant:{tenant.id}", admin=admin.username)
     return {"id": tenant.id, "name": tenant.name, "bpn": tenant.bpn, "admin": admin.username}
 
 

@@ -18,7 +18,7 @@ from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.runtime import Runtime
 from leitstand.domain.agreements import Agreement, DataKind, FrameworkName, check_offer, to_odrl
 from leitstand.domain.errors import Forbidden, InputError, NotFound
-from leitstand.domain.tenancy import Principal, Role
+from leitstand.domain.tenancy import PLATFORM_TENANT, Principal, Role
 
 router = APIRouter(prefix="/api/v1/agreements", tags=["agreements"], responses=AUTHENTICATED)
 ADMIN = require(Role.TENANT_ADMIN)
@@ -63,6 +63,8 @@ def offer(body: Offer, who: Principal = Depends(ADMIN), rt: Runtime = Depends(ru
     check_offer(body.name, kinds, body.framework, valid_from, body.valid_until)
     if body.consumer == who.tenant_id:
         raise InputError("an agreement shares data with another tenant, not with your own")
+    if body.consumer == PLATFORM_TENANT:
+        raise InputError("the platform operator reads no tenant's data; share with a company's tenant")
     if body.scope not in {a.id for a in rt.asset_cache.assets(who.tenant_id)}:
         raise NotFound(f"asset {body.scope!r} not found")
     if rt.metadata.tenant(body.consumer) is None:
@@ -116,9 +118,9 @@ def revoke(
     if agreement.provider != who.tenant_id:
         raise Forbidden("only the providing tenant can revoke an agreement")
     now = datetime.now(UTC)
-    revoked = rt.metadata.revoke_agreement(agreement_id, who.username, now)
-    assert revoked is not None
     rt.access.audit.record(
         who, "agreement_revoked", who.tenant_id, f"agreement:{agreement_id}", consumer=agreement.consumer
     )
+    revoked = rt.metadata.revoke_agreement(agreement_id, who.username, now)
+    assert revoked is not None
     return revoked.as_dict(now)

@@ -13,7 +13,7 @@ from leitstand.access.tokens import ALGORITHM
 from leitstand.api.deps import credential_secret, principal, require, runtime
 from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.runtime import Runtime
-from leitstand.domain.errors import NotFound
+from leitstand.domain.errors import NotFound, Unauthenticated
 from leitstand.domain.tenancy import READERS, Principal, Role
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=AUTHENTICATED)
@@ -43,14 +43,17 @@ def client_address(request: Request) -> str:
 def login_checked(
     rt: Runtime, request: Request, username: str, password: str
 ) -> tuple[Principal, str, datetime]:
-    """A login through the rate limits (per user name and per client address), audited."""
-    rt.limits.logins.take(f"user:{username}")
-    rt.limits.logins.take(f"addr:{client_address(request)}")
-    who, token, expires = rt.identity.login(username, password)
-    rt.access.audit.record(
-        who, "login", who.tenant_id, f"user:{who.username}", address=client_address(request)
-    )
-    return who, token, expires
+    """A login through the rate limits: attempts per client address, and failures per user name and
+    address (so that nobody elsewhere can lock a user out by failing in its name)."""
+    address = client_address(request)
+    rt.limits.logins.take(address)
+    failures = f"{username}\n{address}"
+    rt.limits.failed_logins.check(failures)
+    try:
+        return rt.identity.login(username, password, address)
+    except Unauthenticated:
+        rt.limits.failed_logins.take(failures)
+        raise
 
 
 @router.post("/login")
@@ -89,7 +92,6 @@ def create_token(
 ) -> dict[str, object]:
     """Issue an API key acting as the caller (shown once; the server keeps only its id)."""
     token, expires = rt.identity.issue_api_token(who, body.name, timedelta(days=body.days))
-    rt.access.audit.record(who, "token_issued", who.tenant_id, f"user:{who.username}", name=body.name)
     return {"token": token, "name": body.name, "expires_at": expires.isoformat()}
 
 
@@ -121,7 +123,8 @@ def revoke_token(
     credential = rt.metadata.token(token_id)
     if credential is None or credential.principal.tenant_id != who.tenant_id or credential.kind != "api":
         raise NotFound(f"token {token_id!r} not found")
-    rt.access.audit.record(who, "token_revoked", who.tenant_id, f"user:{credential.principal.username}")
+    target = f"user:{credential.principal.username}"
+    rt.access.audit.record(who, "token_revoked", who.tenant_id, target, token=token_id, name=credential.name)
     rt.metadata.delete_token(token_id)
 
 

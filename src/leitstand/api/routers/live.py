@@ -30,8 +30,16 @@ def live_snapshot(
     scope: ReadScope = Depends(reading(DataKind.LIVE)),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    """OEE over the last `hours` and the current state of every machine (the live pages' data)."""
-    return {"source": scope.source(), **snapshot(rt, scope.tenant, scope.within, hours)}
+    """OEE over the last `hours` and the current state of every machine (the live pages' data). Data
+    shared without the `kpi` kind comes without OEE rows."""
+    return shown(scope, snapshot(rt, scope.tenant, scope.within, hours))
+
+
+def shown(scope: ReadScope, data: dict[str, Any]) -> dict[str, Any]:
+    """What of a snapshot the scope may see, marked with whose data it is."""
+    if scope.agreement is not None and DataKind.KPI not in scope.agreement.kinds:
+        data = {**data, "oee": []}
+    return {"source": scope.source(), **data}
 
 
 @router.get("/stream", response_class=StreamingResponse)
@@ -62,14 +70,13 @@ async def live_stream(
                 yield b'event: end\ndata: {"reason": "' + reason.encode() + b'"}\n\n'
                 return
             seen = hub.generation(tenant)
-            source = scope.source()
             data = await hub.snapshot(
                 (tenant, within, hours),
                 seen,
                 rt.settings.live_interval_s,
                 lambda: run_in_threadpool(snapshot, rt, tenant, within, hours),
             )
-            yield b"event: snapshot\ndata: " + orjson.dumps({"source": source, **data}) + b"\n\n"
+            yield b"event: snapshot\ndata: " + orjson.dumps(shown(scope, data)) + b"\n\n"
             await asyncio.sleep(rt.settings.live_interval_s)
             while not await hub.wait(tenant, seen, KEEPALIVE_S):
                 if await request.is_disconnected():

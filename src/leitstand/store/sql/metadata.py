@@ -62,7 +62,7 @@ class SqlMetadataStore:
             if tenant.bpn is not None:
                 holder = s.scalar(select(TenantRow).where(TenantRow.bpn == tenant.bpn))
                 if holder is not None and holder.id != tenant.id:
-                    raise InputError(f"business partner number {tenant.bpn!r} belongs to another tenant")
+                    raise Conflict(f"business partner number {tenant.bpn!r} belongs to another tenant")
             row = s.get(TenantRow, tenant.id)
             if row is None:
                 s.add(TenantRow(id=tenant.id, name=tenant.name, bpn=tenant.bpn))
@@ -127,18 +127,24 @@ class SqlMetadataStore:
             s.execute(delete(TokenRow).where(TokenRow.user_id == user_id))
             s.execute(delete(UserRow).where(UserRow.id == user_id))
 
-    def set_mqtt_password_hash(self, user_id: int, password_hash: str) -> None:
+    def set_mqtt_password_hash(self, user_id: int, password_hash: str, jti: str) -> None:
         with self._session.begin() as s:
             row = s.get(UserRow, user_id)
             if row is not None:
-                row.mqtt_password_hash = password_hash
+                row.mqtt_password_hash, row.mqtt_jti = password_hash, jti
 
-    def mqtt_gateways(self) -> list[tuple[Principal, str]]:
-        """Every gateway that has an MQTT password, with its hash (for the broker's password file)."""
+    def mqtt_gateways(self, now: datetime) -> list[tuple[Principal, str]]:
+        """Every gateway whose MQTT password (an API key) is neither revoked nor expired, with its hash
+        (for the broker's password file)."""
         with self._session() as s:
             rows = s.scalars(
                 select(UserRow)
-                .where(UserRow.role == Role.GATEWAY.value, UserRow.mqtt_password_hash.is_not(None))
+                .join(TokenRow, TokenRow.jti == UserRow.mqtt_jti)
+                .where(
+                    UserRow.role == Role.GATEWAY.value,
+                    UserRow.mqtt_password_hash.is_not(None),
+                    TokenRow.expires_at > now,
+                )
                 .order_by(UserRow.tenant_id, UserRow.username)
             )
             return [(_principal(r), r.mqtt_password_hash or "") for r in rows]
@@ -450,7 +456,12 @@ def _upsert_product(s: Session, tenant_id: str, product: Product, counts: dict[s
 
 def _principal(row: UserRow) -> Principal:
     return Principal(
-        tenant_id=row.tenant_id, user_id=row.id, username=row.username, role=Role(row.role), site=row.site_id
+        tenant_id=row.tenant_id,
+        user_id=row.id,
+        username=row.username,
+        role=Role(row.role),
+        site=row.site_id,
+        external=row.kind == "external",
     )
 
 

@@ -127,7 +127,7 @@ function sharedCard(agreement) {
 async function refreshShared(hours) {
   for (const refs of shared.values()) {
     const { provider, scope } = refs.agreement;
-    const query = `provider=${encodeURIComponent(provider)}&hours=${hours}`;
+    const query = `provider=${encodeURIComponent(provider)}&within=${encodeURIComponent(scope)}&hours=${hours}`;
     const { status, body } = await apiGet(`/api/v1/live/snapshot?${query}`);
     if (status !== 200) {
       setText(refs.oee, "revoked");

@@ -96,10 +96,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("kind", sa.String(length=16), nullable=False, server_default="human"))
         batch_op.add_column(sa.Column("site_id", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("mqtt_password_hash", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("mqtt_jti", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("mqtt_jti")
         batch_op.drop_column("mqtt_password_hash")
         batch_op.drop_column("site_id")
         batch_op.drop_column("kind")
