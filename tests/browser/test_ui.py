@@ -232,3 +232,16 @@ def test_a_supplier_sees_its_own_plant_and_only_what_is_shared_with_it(page: Pag
     expect(page.get_by_role("alert")).to_contain_text("“p01” was not found")
     page.goto("/plants/p01?provider=nordwerk")
     expect(page.get_by_role("alert")).to_contain_text("“p01” was not found")
+
+
+def test_the_enterprise_page_shows_productivity_against_its_baseline(page: Page, demo_server: Any) -> None:
+    page.goto("/login")
+    log_in(page, demo_server.username, demo_server.password)
+    figure = page.get_by_test_id("productivity")
+    expect(figure).to_be_visible()
+    shown = float(figure.get_attribute("data-value") or "nan")
+    answer = api(demo_server, "/api/v1/kpi/productivity", hours="168")
+    enterprise = next(r for r in answer["rows"] if r["level"] == "enterprise")
+    assert shown == pytest.approx(enterprise["units_per_machine_hour"], rel=0.02)  # the week moves on
+    expect(figure).to_contain_text("good units per machine hour")
+    expect(figure).to_contain_text("target +30 %")

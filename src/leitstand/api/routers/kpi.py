@@ -15,6 +15,7 @@ from leitstand.api.runtime import Runtime
 from leitstand.domain.agreements import DataKind
 from leitstand.domain.assets import AssetLevel
 from leitstand.kpi.oee import KpiAnswer
+from leitstand.kpi.productivity import DEFAULT_TARGET, productivity
 
 
 def _iso_only(value: object) -> object:
@@ -78,5 +79,33 @@ def _answer(scope: ReadScope, answer: KpiAnswer) -> dict[str, Any]:
     return {
         "source": scope.source(),
         "window": {"start": answer.start.isoformat(), "end": answer.end.isoformat()},
+        "rows": answer.rows,
+    }
+
+
+@router.get("/productivity")
+def productivity_endpoint(
+    start: IsoDatetime | None = Query(None, description="Start of the period; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="End of the period (exclusive); default now."),
+    hours: float = Query(24 * 7, ge=0.001, le=24 * 400, description="Period length without start."),
+    baseline_start: IsoDatetime | None = Query(
+        None, description="Start of the baseline; default: the period of the same length before."
+    ),
+    baseline_end: IsoDatetime | None = Query(None, description="End of the baseline; default: start."),
+    target: float = Query(DEFAULT_TARGET, gt=0, le=10, description="Target change over the baseline."),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Good units per machine hour (planned busy time) per plant and for the enterprise, against a
+    baseline period, with the change and the progress toward the target (+30 % by default)."""
+    lo, hi = window(start, end, hours)
+    base_hi = baseline_end or lo
+    base_lo = baseline_start or base_hi - (hi - lo)
+    answer = productivity(rt.oee, scope.tenant, lo, hi, base_lo, base_hi, within=scope.within, target=target)
+    return {
+        "source": scope.source(),
+        "window": {"start": answer.current.start.isoformat(), "end": answer.current.end.isoformat()},
+        "baseline": {"start": answer.baseline.start.isoformat(), "end": answer.baseline.end.isoformat()},
+        "target": target,
         "rows": answer.rows,
     }

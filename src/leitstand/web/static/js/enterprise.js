@@ -32,6 +32,8 @@ async function main() {
     refreshShared(chosen);
   });
   feed.start(hours);
+  showProductivity();
+  setInterval(showProductivity, PRODUCTIVITY_REFRESH_MS);
   await showShared(hours);
   setInterval(tickClocks, 15000);
   window.addEventListener("resize", () => chart?.setSize(chartSize()));
@@ -85,6 +87,32 @@ function render(snapshot) {
     setText(refs.localTime, clock(new Date(snapshot.generated_at), refs.site.timezone, false));
   }
   renderChart(sites.map((site) => rows.get(`site:${site.id}`)?.oee ?? null));
+}
+
+// Productivity: good units per machine hour over the last week against the week before, and the way
+// to the target (+30 % by default), from /api/v1/kpi/productivity.
+const PRODUCTIVITY_REFRESH_MS = 60000;
+
+async function showProductivity() {
+  const { status, body } = await apiGet("/api/v1/kpi/productivity?hours=168");
+  if (status !== 200) return;
+  const row = body.rows.find((r) => r.level === "enterprise");
+  const el = document.querySelector('[data-testid="productivity"]');
+  if (!row || row.units_per_machine_hour === null) return;
+  el.hidden = false;
+  el.dataset.value = String(row.units_per_machine_hour);
+  bind("productivity-value", `${row.units_per_machine_hour.toFixed(1)} good units per machine hour`);
+  const target = `target +${Math.round(body.target * 100)} %`;
+  if (row.change === null) {
+    bind("productivity-change", `no baseline week yet · ${target}`);
+    return;
+  }
+  const sign = row.change >= 0 ? "+" : "−";
+  bind("productivity-change",
+    `${sign}${Math.abs(row.change * 100).toFixed(1)} % vs the week before · ${target}: ` +
+    `${Math.round(Math.max(0, row.progress) * 100)} % of the way`);
+  const bar = document.querySelector('[data-bind="productivity-bar"]');
+  bar.style.width = `${Math.min(100, Math.max(0, row.progress * 100))}%`;
 }
 
 // Shared data: one card per agreement in force that shares live data with this tenant.

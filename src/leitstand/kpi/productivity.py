@@ -1,0 +1,73 @@
+"""Productivity per plant against a baseline period and a target (by default +30 % over the baseline).
+
+Without labour data, productivity is **good units per machine hour**: good quantity (GQ) over planned
+busy time (PBT) in hours, summed per plant and for the enterprise before dividing. The change is the
+current figure over the baseline's, less one; progress is that change over the target change, so
++15 % against a +30 % target is 50 % of the way. Both periods come from the same OEE computation, so
+every figure carries the times and quantities it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from leitstand.kpi.oee import KpiAnswer, OeeService
+
+DEFAULT_TARGET = 0.30
+LEVELS = ("site", "enterprise")
+
+
+@dataclass(frozen=True, slots=True)
+class ProductivityAnswer:
+    current: KpiAnswer
+    baseline: KpiAnswer
+    target: float
+    rows: list[dict[str, Any]]
+
+
+def units_per_machine_hour(good: int, pbt_s: float) -> float | None:
+    return good / (pbt_s / 3600) if pbt_s > 0 else None
+
+
+def productivity(
+    oee: OeeService,
+    tenant: str,
+    start: datetime,
+    end: datetime,
+    baseline_start: datetime,
+    baseline_end: datetime,
+    within: str | None = None,
+    target: float = DEFAULT_TARGET,
+) -> ProductivityAnswer:
+    """Per plant (and for the enterprise, when in scope) the productivity of [start, end) against
+    [baseline_start, baseline_end) and the progress toward `target`."""
+    current = oee.compute(tenant, start, end, within=within)
+    baseline = oee.compute(tenant, baseline_start, baseline_end, within=within)
+    before = {r["id"]: r for r in baseline.rows if r["level"] in LEVELS}
+    rows = []
+    for row in (r for r in current.rows if r["level"] in LEVELS):
+        now_in = row["inputs"]
+        then_in = before.get(row["id"], {}).get("inputs", {"good": 0, "pbt_s": 0.0})
+        now = units_per_machine_hour(now_in["good"], now_in["pbt_s"])
+        then = units_per_machine_hour(then_in["good"], then_in["pbt_s"])
+        change = now / then - 1 if now is not None and then else None
+        rows.append(
+            {
+                "level": row["level"],
+                "id": row["id"],
+                "name": row["name"],
+                "units_per_machine_hour": now,
+                "baseline_units_per_machine_hour": then,
+                "change": change,
+                "progress": change / target if change is not None and target else None,
+                "inputs": {
+                    "good": now_in["good"],
+                    "machine_hours": now_in["pbt_s"] / 3600,
+                    "baseline_good": then_in["good"],
+                    "baseline_machine_hours": then_in["pbt_s"] / 3600,
+                },
+            }
+        )
+    return ProductivityAnswer(current, baseline, target, rows)
