@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from leitstand.domain.calendar import parse_calendar
 from leitstand.domain.errors import InputError
+from leitstand.domain.time_model import StateMapping, parse_state_mapping
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
@@ -85,6 +86,7 @@ class AssetModel:
     assets: tuple[Asset, ...]
     calendars: dict[str, dict[str, object]]
     products: tuple[Product, ...]
+    state_mapping: StateMapping = field(default_factory=StateMapping)
 
     def by_level(self, level: AssetLevel) -> Iterator[Asset]:
         return (a for a in self.assets if a.level is level)
@@ -114,7 +116,34 @@ def parse_asset_model(doc: object) -> AssetModel:
     products = tuple(
         _product(p, i, seen) for i, p in enumerate(_as_list(doc.get("products", []), "products"))
     )
-    return AssetModel(assets=tuple(assets), calendars=calendars, products=products)
+    return AssetModel(
+        assets=tuple(assets),
+        calendars=calendars,
+        products=products,
+        state_mapping=_state_mapping(doc, sites),
+    )
+
+
+def _state_mapping(doc: dict[str, object], sites: object) -> StateMapping:
+    """The model's own state codes: `state_mapping` at the top, per machine type under
+    `machine_types.<type>.state_mapping`, and per site under `sites[].state_mapping`."""
+    enterprise = parse_state_mapping(doc.get("state_mapping", {}), "state_mapping")
+    types_doc = doc.get("machine_types", {})
+    if not isinstance(types_doc, dict):
+        raise InputError("asset model: machine_types must be a mapping of type names to settings")
+    machine_types = {}
+    for name, settings in types_doc.items():
+        if not isinstance(name, str) or not isinstance(settings, dict):
+            raise InputError(f"asset model: machine_types.{name} must be a mapping")
+        where = f"machine_types.{name}.state_mapping"
+        machine_types[name] = parse_state_mapping(settings.get("state_mapping", {}), where)
+    per_site = {}
+    for i, site in enumerate(sites if isinstance(sites, list) else []):
+        if isinstance(site, dict) and "state_mapping" in site:
+            per_site[str(site.get("id"))] = parse_state_mapping(
+                site["state_mapping"], f"sites[{i}].state_mapping"
+            )
+    return StateMapping(enterprise, machine_types, per_site)
 
 
 _CHILD_KEYS = {AssetLevel.SITE: "areas", AssetLevel.AREA: "lines", AssetLevel.LINE: "machines"}

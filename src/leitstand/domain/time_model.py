@@ -11,8 +11,11 @@ Roll-ups add the times and quantities of their members and then divide; ratios a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+
+from leitstand.domain.errors import InputError
 
 
 class TimeCategory(StrEnum):
@@ -68,6 +71,49 @@ DEFAULT_STATE_CATEGORIES: dict[str, TimeCategory] = {
     "ABORTED": TimeCategory.DOWN,
     "CLEARING": TimeCategory.DOWN,
 }
+
+MAX_STATE_CODE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class StateMapping:
+    """A tenant's own state and reason codes on top of the built-in default: for the whole enterprise,
+    per machine type and per site. For a machine, the site's entries win over its type's, and those
+    over the enterprise's: how a plant counts its time is the plant's decision."""
+
+    enterprise: dict[str, TimeCategory] = field(default_factory=dict)
+    machine_types: dict[str, dict[str, TimeCategory]] = field(default_factory=dict)
+    sites: dict[str, dict[str, TimeCategory]] = field(default_factory=dict)
+
+    def for_machine(
+        self, site_id: str | None, machine_type: str, base: Mapping[str, TimeCategory]
+    ) -> dict[str, TimeCategory]:
+        return {
+            **base,
+            **self.enterprise,
+            **self.machine_types.get(machine_type, {}),
+            **self.sites.get(site_id or "", {}),
+        }
+
+
+def parse_state_mapping(doc: object, where: str) -> dict[str, TimeCategory]:
+    """`{STATE_CODE: category}` from an asset model, or InputError naming the bad entry."""
+    if not isinstance(doc, dict):
+        raise InputError(f"asset model: {where} must be a mapping of state codes to time categories")
+    categories = ", ".join(c.value for c in TimeCategory)
+    mapping: dict[str, TimeCategory] = {}
+    for code, category in doc.items():
+        if not isinstance(code, str) or not 0 < len(code) <= MAX_STATE_CODE:
+            raise InputError(
+                f"asset model: {where}: state codes are 1-{MAX_STATE_CODE} characters, not {code!r}"
+            )
+        try:
+            mapping[code] = TimeCategory(category)
+        except ValueError:
+            raise InputError(
+                f"asset model: {where}.{code}: {category!r} is not a time category ({categories})"
+            ) from None
+    return mapping
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,9 +73,7 @@ class OeeService:
     ) -> None:
         self._events = events
         categories = state_categories or DEFAULT_STATE_CATEGORIES
-        self._state_map = pa.table(
-            {"state": list(categories), "category": [TimeCategory(c).value for c in categories.values()]}
-        )
+        self._base_categories = {state: TimeCategory(c) for state, c in categories.items()}
         self._lookback = state_lookback
         self._minor_stop_s = minor_stop_threshold.total_seconds()
         self._clock = clock
@@ -89,19 +87,36 @@ class OeeService:
         by_id = {a.id: a for a in assets}
         enterprise = next((a.id for a in assets if a.level is AssetLevel.ENTERPRISE), tenant)
         rows: dict[str, list[Any]] = {
-            k: [] for k in ("asset_id", "site_id", "area_id", "line_id", "ideal_cycle_s")
+            k: [] for k in ("asset_id", "site_id", "area_id", "line_id", "ideal_cycle_s", "map_key")
         }
+        mapping = self._model(tenant).state_mapping
+        # each distinct mapping once: machines name theirs by key (a few per tenant, not one per machine)
+        maps: dict[tuple[tuple[str, TimeCategory], ...], int] = {}
         for asset in assets:
             if asset.level is not AssetLevel.MACHINE:
                 continue
             chain = _ancestors(asset, by_id)
+            site_id = chain.get(AssetLevel.SITE)
+            merged = mapping.for_machine(site_id, asset.machine_type, self._base_categories)
             rows["asset_id"].append(asset.id)
-            rows["site_id"].append(chain.get(AssetLevel.SITE))
+            rows["site_id"].append(site_id)
             rows["area_id"].append(chain.get(AssetLevel.AREA))
             rows["line_id"].append(chain.get(AssetLevel.LINE))
             rows["ideal_cycle_s"].append(asset.ideal_cycle_s)
+            rows["map_key"].append(maps.setdefault(tuple(sorted(merged.items())), len(maps)))
         machines = pa.table(
-            rows, schema=pa.schema([(k, pa.float64() if k == "ideal_cycle_s" else pa.string()) for k in rows])
+            rows,
+            schema=pa.schema(
+                [(k, pa.string()) for k in ("asset_id", "site_id", "area_id", "line_id")]
+                + [("ideal_cycle_s", pa.float64()), ("map_key", pa.int32())]
+            ),
+        )
+        state_map = pa.table(
+            {
+                "map_key": pa.array([key for items, key in maps.items() for _ in items], pa.int32()),
+                "state": [state for items in maps for state, _ in items],
+                "category": [category.value for items in maps for _, category in items],
+            }
         )
         calendars = self._model(tenant).calendars
         planned: dict[str, list[Any]] = {"site_id": [], "day": [], "start_ts": [], "end_ts": []}
@@ -135,7 +150,7 @@ class OeeService:
                     [("asset_id", pa.string()), ("product_id", pa.string()), ("ideal_cycle_s", pa.float64())]
                 ),
             ),
-            state_map=self._state_map,
+            state_map=state_map,
         )
 
     def check_within(self, tenant: str, within: str | None) -> None:

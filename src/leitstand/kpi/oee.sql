@@ -2,7 +2,8 @@
 -- times and quantities per line, area, site and enterprise, then dividing. Ratios are never averaged.
 -- Inputs registered by the caller: machines(asset_id, site_id, area_id, line_id, ideal_cycle_s),
 -- planned(site_id, day, start_ts, end_ts): planned time clipped to the window, not overlapping, cut at
--- each UTC midnight (`day` is the UTC date of the piece), state_map(state, category),
+-- each UTC midnight (`day` is the UTC date of the piece), state_map(map_key, state, category) with
+-- machines.map_key naming each machine's mapping,
 -- ideal_cycle(asset_id, product_id, ideal_cycle_s). A count at ts covers the interval ending at ts.
 -- composed after the shared spans.sql CTEs
 machine_pot AS (

@@ -23,7 +23,9 @@ state_spans AS (
            lag(category) OVER w AS prev_category
     FROM (
         SELECT sp.*, coalesce(sm.category, 'unknown') AS category
-        FROM state_points sp LEFT JOIN state_map sm ON sm.state = sp.state
+        FROM state_points sp
+        LEFT JOIN machines mk USING (asset_id)  -- each machine's mapping: its site's, type's, tenant's
+        LEFT JOIN state_map sm ON sm.map_key = mk.map_key AND sm.state = sp.state
     )
     WINDOW w AS (PARTITION BY asset_id ORDER BY ts)
 ),

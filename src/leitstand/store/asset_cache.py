@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 from leitstand.domain.assets import Asset, Product
+from leitstand.domain.time_model import StateMapping
 from leitstand.store.interfaces import MetadataStore
 
 
@@ -16,6 +17,7 @@ class TenantModel:
     assets: list[Asset]
     calendars: dict[str, dict[str, object]]
     products: list[Product]
+    state_mapping: StateMapping
 
 
 class AssetCache:
@@ -42,6 +44,7 @@ class AssetCache:
                 self._metadata.assets(tenant),
                 self._metadata.calendars(tenant),
                 self._metadata.products(tenant),
+                self._metadata.state_mapping(tenant),
             )
             with self._lock:
                 # a change that landed while we read makes our copy stale: serve it once, keep nothing

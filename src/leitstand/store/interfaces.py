@@ -13,6 +13,7 @@ from leitstand.domain.agreements import Agreement
 from leitstand.domain.assets import Asset, AssetModel, Product
 from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Principal, Role, Tenant
+from leitstand.domain.time_model import StateMapping
 
 REJECTS_SCHEMA = pa.schema(
     [
@@ -177,6 +178,10 @@ class MetadataStore(Protocol):
     def assets(self, tenant_id: str) -> list[Asset]: ...
 
     def products(self, tenant_id: str) -> list[Product]: ...
+
+    def state_mapping(self, tenant_id: str) -> StateMapping:
+        """The tenant's own state codes (enterprise, machine types, sites) as imported."""
+        ...
 
     def calendars(self, tenant_id: str) -> dict[str, dict[str, object]]:
         """Site id → calendar document as imported."""

@@ -17,6 +17,7 @@ from leitstand.domain.agreements import Agreement, DataKind
 from leitstand.domain.assets import Asset, AssetLevel, AssetModel, Product, Signal
 from leitstand.domain.errors import Conflict, InputError
 from leitstand.domain.tenancy import Principal, Role, Tenant
+from leitstand.domain.time_model import StateMapping, TimeCategory
 from leitstand.store.interfaces import AuditEntry, Credential, SigningKey
 from leitstand.store.sql.tables import (
     AgreementRow,
@@ -350,6 +351,7 @@ class SqlMetadataStore:
                     "timezone": asset.timezone,
                     "ideal_cycle_s": asset.ideal_cycle_s,
                     "calendar": model.calendars.get(asset.id),
+                    "state_mapping": _stored_mapping(model.state_mapping, asset),
                 }
                 if row is None:
                     s.add(AssetRow(tenant_id=tenant_id, id=asset.id, **values))
@@ -416,6 +418,29 @@ class SqlMetadataStore:
             )
             return {r.id: r.calendar for r in rows if r.calendar}
 
+    def state_mapping(self, tenant_id: str) -> StateMapping:
+        with self._session() as s:
+            rows = s.scalars(
+                select(AssetRow).where(
+                    AssetRow.tenant_id == tenant_id,
+                    AssetRow.level.in_([AssetLevel.ENTERPRISE.value, AssetLevel.SITE.value]),
+                    AssetRow.state_mapping.is_not(None),
+                )
+            )
+            mapping = StateMapping()
+            for r in rows:
+                stored = r.state_mapping
+                if not stored:  # JSON null: this asset has no mapping of its own
+                    continue
+                if r.level == AssetLevel.SITE.value:
+                    mapping.sites[r.id] = _categories(stored.get("states"))
+                    continue
+                mapping.enterprise.update(_categories(stored.get("states")))
+                types = stored.get("machine_types")
+                for name, codes in types.items() if isinstance(types, dict) else ():
+                    mapping.machine_types[str(name)] = _categories(codes)
+            return mapping
+
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)
 
@@ -452,6 +477,25 @@ def _upsert_product(s: Session, tenant_id: str, product: Product, counts: dict[s
                     tenant_id=tenant_id, product_id=product.id, asset_id=asset_id, ideal_cycle_s=seconds
                 )
             )
+
+
+def _categories(codes: object) -> dict[str, TimeCategory]:
+    return {str(k): TimeCategory(v) for k, v in codes.items()} if isinstance(codes, dict) else {}
+
+
+def _stored_mapping(mapping: StateMapping, asset: Asset) -> dict[str, object] | None:
+    """What of the model's state mapping an asset row keeps: the enterprise's and the machine types'
+    on the enterprise row, a site's on the site row."""
+    if asset.level is AssetLevel.ENTERPRISE and (mapping.enterprise or mapping.machine_types):
+        return {
+            "states": {k: v.value for k, v in mapping.enterprise.items()},
+            "machine_types": {
+                t: {k: v.value for k, v in codes.items()} for t, codes in mapping.machine_types.items()
+            },
+        }
+    if asset.level is AssetLevel.SITE and asset.id in mapping.sites:
+        return {"states": {k: v.value for k, v in mapping.sites[asset.id].items()}}
+    return None
 
 
 def _principal(row: UserRow) -> Principal:

@@ -124,6 +124,8 @@ class AssetRow(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     ideal_cycle_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     calendar: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # state codes -> time categories: on the enterprise {"states", "machine_types"}, on a site {"states"}
+    state_mapping: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
 
 
 class SignalRow(Base):
