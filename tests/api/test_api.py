@@ -22,6 +22,7 @@ PROTECTED = [
     ("GET", "/api/v1/kpi/oee"),
     ("GET", "/api/v1/kpi/downtime"),
     ("GET", "/api/v1/kpi/productivity"),
+    ("GET", "/api/v1/kpi/trend"),
     ("GET", "/api/v1/live/snapshot"),
     ("GET", "/api/v1/live/stream"),
     ("POST", "/api/v1/auth/tokens"),

@@ -245,3 +245,39 @@ def test_the_enterprise_page_shows_productivity_against_its_baseline(page: Page,
     assert shown == pytest.approx(enterprise["units_per_machine_hour"], rel=0.02)  # the week moves on
     expect(figure).to_contain_text("good units per machine hour")
     expect(figure).to_contain_text("target +30 %")
+
+
+def test_the_kpi_page_shows_waterfall_pareto_trend_and_comparison(page: Page, demo_server: Any) -> None:
+    page.goto("/kpi")
+    log_in(page, demo_server.username, demo_server.password)
+    expect(page).to_have_url(f"{demo_server.base_url}/kpi")
+    values = page.get_by_test_id("waterfall-value")
+    expect(values).to_have_count(10)
+    rows = {r["id"]: r for r in api(demo_server, "/api/v1/kpi/oee", hours="24")["rows"]}
+    enterprise = next(r for r in rows.values() if r["level"] == "enterprise")
+    shown = {
+        v.get_attribute("data-key"): float(v.get_attribute("data-seconds") or "nan") for v in values.all()
+    }
+    # the window rolls on between the page's request and ours: within a minute of planned time
+    assert shown["planned_busy_s"] == pytest.approx(enterprise["losses"]["planned_busy_s"], abs=60 * 20)
+    assert shown["fully_productive_s"] <= shown["production_s"] <= shown["planned_busy_s"]
+    pareto = api(demo_server, "/api/v1/kpi/downtime", hours="24", top="10")["rows"]
+    expect(page.get_by_test_id("pareto-row")).to_have_count(len(pareto))
+    sites = [r for r in rows.values() if r["level"] == "site"]
+    expect(page.get_by_test_id("compare-row")).to_have_count(len(sites))
+    trend = api(demo_server, "/api/v1/kpi/trend", hours="24", bucket="hour")
+    expect(page.get_by_test_id("trend")).to_have_attribute("data-points", str(len(trend["buckets"])))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "kpi.png", full_page=True)
+
+    site = sites[0]["id"]
+    page.get_by_test_id("scope").select_option(site)
+    expect(page).to_have_url(re.compile(rf"within={site}"))
+    areas = [
+        r
+        for r in api(demo_server, "/api/v1/kpi/oee", hours="24", within=site)["rows"]
+        if r["level"] == "area"
+    ]
+    expect(page.get_by_test_id("compare-row")).to_have_count(len(areas))
+    page.get_by_text("7 d", exact=True).click()
+    expect(page.get_by_test_id("trend")).to_have_attribute("data-points", re.compile(r"^[78]$"))

@@ -158,7 +158,7 @@ class OeeService:
         if within is not None and within not in {a.id for a in self.assets(tenant)}:
             raise NotFound(f"asset {within!r} not found")
 
-    def _window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    def window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
         """The window checked, in UTC (planned pieces are cut at UTC midnights), ending now at the latest."""
         check_window(start, end, self._max_window)
         start, end = start.astimezone(UTC), end.astimezone(UTC)
@@ -179,7 +179,7 @@ class OeeService:
     ) -> KpiAnswer:
         """The largest losses of planned busy time by category, state and reason (a downtime Pareto),
         over the machines at or below `within`."""
-        start, end = self._window(start, end)
+        start, end = self.window(start, end)
         self.check_within(tenant, within)
         inputs = self.inputs(tenant, start, end)
         machines = inputs.machines
@@ -202,7 +202,7 @@ class OeeService:
 
         A window reaching past now ends now: time that has not happened is neither planned nor lost.
         """
-        start, end = self._window(start, end)
+        start, end = self.window(start, end)
         if level is not None and level not in LEVELS:
             raise InputError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
         self.check_within(tenant, within)

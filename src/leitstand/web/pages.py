@@ -99,6 +99,10 @@ def install(app: FastAPI, identity: IdentityService, login: LoginCheck, secure_c
     def enterprise_page(request: Request) -> Response:
         return page(request, "enterprise.html", principal=logged_in(request))
 
+    @app.get("/kpi", include_in_schema=False)
+    def kpi_page(request: Request) -> Response:
+        return page(request, "kpi.html", principal=logged_in(request))
+
     @app.get("/plants/{site_id}", include_in_schema=False)
     def plant_page(request: Request, site_id: str) -> Response:
         # Whether the plant exists (for this tenant) is the API's answer; the page script shows it.

@@ -16,6 +16,7 @@ from leitstand.domain.agreements import DataKind
 from leitstand.domain.assets import AssetLevel
 from leitstand.kpi.oee import KpiAnswer
 from leitstand.kpi.productivity import DEFAULT_TARGET, productivity
+from leitstand.kpi.trend import Bucket, trend
 
 
 def _iso_only(value: object) -> object:
@@ -108,4 +109,29 @@ def productivity_endpoint(
         "baseline": {"start": answer.baseline.start.isoformat(), "end": answer.baseline.end.isoformat()},
         "target": target,
         "rows": answer.rows,
+    }
+
+
+@router.get("/trend")
+def trend_endpoint(
+    bucket: Bucket = Query("day", description="hour (UTC hours) or day (the plant's local days)."),
+    start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24 * 7, ge=0.001, le=24 * 400, description="Window length without start."),
+    level: AssetLevel | None = Query(
+        None, description="Only this level; default the scope and one level below (enterprise: its plants)."
+    ),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """OEE, availability, performance, quality and the loss waterfall per hour or day, one series per
+    asset; every bucket is computed like a window of its own, so the buckets add up to the whole."""
+    lo, hi = window(start, end, hours)
+    answer = trend(rt.oee, scope.tenant, lo, hi, bucket, scope.within, level.value if level else None)
+    return {
+        "source": scope.source(),
+        "bucket": bucket,
+        "timezone": answer.timezone,
+        "buckets": [{"start": a.isoformat(), "end": b.isoformat()} for a, b in answer.buckets],
+        "series": answer.series,
     }
