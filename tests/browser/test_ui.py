@@ -267,6 +267,12 @@ def test_the_kpi_page_shows_waterfall_pareto_trend_and_comparison(page: Page, de
     expect(page.get_by_test_id("compare-row")).to_have_count(len(sites))
     trend = api(demo_server, "/api/v1/kpi/trend", hours="24", bucket="hour")
     expect(page.get_by_test_id("trend")).to_have_attribute("data-points", str(len(trend["buckets"])))
+    lines = api(demo_server, "/api/v1/kpi/bottlenecks", hours="24")["lines"]
+    rows = page.get_by_test_id("bottleneck-row")
+    expect(rows).to_have_count(len(lines))
+    # the window rolls on between the page's request and ours: the bottleneck is one of the line's machines
+    machines = "|".join(re.escape(m["id"]) for m in lines[0]["machines"])
+    expect(rows.first).to_have_attribute("data-bottleneck", re.compile(rf"^({machines})$"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "kpi.png", full_page=True)
 

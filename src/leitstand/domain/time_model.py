@@ -72,6 +72,11 @@ DEFAULT_STATE_CATEGORIES: dict[str, TimeCategory] = {
     "CLEARING": TimeCategory.DOWN,
 }
 
+# States in which a machine waits for others (material, space downstream, work): not active in the
+# active-period bottleneck method. Everything else in planned time, but planned downtime, is active.
+WAITING_STATES = frozenset(
+    {MachineState.STARVED, MachineState.BLOCKED, MachineState.IDLE, "SUSPENDED", "SUSPENDING"}
+)
 MAX_STATE_CODE = 64
 
 

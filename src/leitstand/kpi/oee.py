@@ -22,9 +22,9 @@ from leitstand.store.asset_cache import AssetCache
 from leitstand.store.interfaces import EventStore
 
 _SQL = Path(__file__).parent
-_SPANS = (_SQL / "spans.sql").read_text()
-OEE_SQL = "WITH\n" + _SPANS + (_SQL / "oee.sql").read_text()
-DOWNTIME_SQL = "WITH\n" + _SPANS + (_SQL / "downtime.sql").read_text()
+SPANS_SQL = (_SQL / "spans.sql").read_text()
+OEE_SQL = "WITH\n" + SPANS_SQL + (_SQL / "oee.sql").read_text()
+DOWNTIME_SQL = "WITH\n" + SPANS_SQL + (_SQL / "downtime.sql").read_text()
 LEVELS = [level.value for level in AssetLevel]
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -180,15 +180,29 @@ class OeeService:
         """The largest losses of planned busy time by category, state and reason (a downtime Pareto),
         over the machines at or below `within`."""
         start, end = self.window(start, end)
+        table = self.scoped_query(DOWNTIME_SQL, tenant, start, end, within, top=top)
+        return KpiAnswer(start, end, table.to_pylist())
+
+    def scoped_query(
+        self,
+        sql: str,
+        tenant: str,
+        start: datetime,
+        end: datetime,
+        within: str | None,
+        extra_tables: Mapping[str, pa.Table] | None = None,
+        **params: Any,
+    ) -> pa.Table:
+        """Run a query composed after spans.sql over the machines at or below `within`, with the
+        dimension tables of the window (which `start` and `end` must already be, see `window`)."""
         self.check_within(tenant, within)
         inputs = self.inputs(tenant, start, end)
         machines = inputs.machines
         if within is not None:
             keep = descendants(self.assets(tenant), within)
             machines = machines.filter(pc.is_in(machines["asset_id"], value_set=pa.array(sorted(keep))))
-        tables = {**inputs.as_tables(), "machines": machines}
-        table = self._events.query(DOWNTIME_SQL, {**self._params(tenant, start, end), "top": top}, tables)
-        return KpiAnswer(start, end, table.to_pylist())
+        tables = {**inputs.as_tables(), "machines": machines, **(extra_tables or {})}
+        return self._events.query(sql, {**self._params(tenant, start, end), **params}, tables)
 
     def compute(
         self,

@@ -14,6 +14,7 @@ from leitstand.api.errors import AUTHENTICATED
 from leitstand.api.runtime import Runtime
 from leitstand.domain.agreements import DataKind
 from leitstand.domain.assets import AssetLevel
+from leitstand.kpi.bottleneck import bottlenecks
 from leitstand.kpi.oee import KpiAnswer
 from leitstand.kpi.productivity import DEFAULT_TARGET, productivity
 from leitstand.kpi.trend import Bucket, trend
@@ -134,4 +135,23 @@ def trend_endpoint(
         "timezone": answer.timezone,
         "buckets": [{"start": a.isoformat(), "end": b.isoformat()} for a, b in answer.buckets],
         "series": answer.series,
+    }
+
+
+@router.get("/bottlenecks")
+def bottlenecks_endpoint(
+    start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, ge=0.001, le=24 * 400, description="Window length without start."),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Per line: each machine's active share and average active period, the bottleneck (the longest
+    average active period: the active-period method) and the line's output at it."""
+    lo, hi = window(start, end, hours)
+    first, last, lines = bottlenecks(rt.oee, scope.tenant, lo, hi, scope.within)
+    return {
+        "source": scope.source(),
+        "window": {"start": first.isoformat(), "end": last.isoformat()},
+        "lines": lines,
     }

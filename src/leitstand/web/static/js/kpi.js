@@ -50,12 +50,13 @@ async function load(hours) {
   const within = scopeEl.value;
   const scope = within ? `&within=${encodeURIComponent(within)}` : "";
   const bucket = hours > 48 ? "day" : "hour";
-  const [oee, downtime, trend] = await Promise.all([
+  const [oee, downtime, trend, necks] = await Promise.all([
     apiGet(`/api/v1/kpi/oee?hours=${hours}${scope}`),
     apiGet(`/api/v1/kpi/downtime?hours=${hours}&top=10${scope}`),
     apiGet(`/api/v1/kpi/trend?hours=${hours}&bucket=${bucket}${scope}`),
+    apiGet(`/api/v1/kpi/bottlenecks?hours=${hours}${scope}`),
   ]);
-  if (oee.status !== 200 || downtime.status !== 200 || trend.status !== 200) {
+  if ([oee, downtime, trend, necks].some((answer) => answer.status !== 200)) {
     if (oee.status !== 401) notice("The KPIs could not be loaded. Reload the page to try again.");
     return;
   }
@@ -70,6 +71,21 @@ async function load(hours) {
   bind("compare-title", within ? "Areas compared" : "Plants compared");
   renderCompare(rows.filter((r) => r.level === childLevel));
   renderTrend(trend.body, top);
+  renderBottlenecks(necks.body.lines);
+}
+
+function renderBottlenecks(lines) {
+  const body = document.getElementById("neck-rows");
+  body.replaceChildren();
+  for (const line of lines) {
+    const neck = line.machines.find((m) => m.id === line.bottleneck);
+    body.append(h("tr", { dataset: { testid: "bottleneck-row", lineId: line.id, bottleneck: line.bottleneck ?? "" } },
+      h("td", { text: line.name }),
+      h("td", { text: neck ? neck.name : "–" }),
+      h("td", { text: duration(neck ? neck.avg_active_period_s : null) }),
+      h("td", { text: percent(neck ? neck.active_share : null) }),
+      h("td", { text: line.output ? `${count(line.output.good)} good · ${line.output.good_per_hour.toFixed(1)}/h` : "–" })));
+  }
 }
 
 function renderWaterfall(row) {
