@@ -3,20 +3,14 @@ constrains its line, and the line's output is what it made."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from leitstand.domain.assets import parse_asset_model
-from leitstand.domain.tenancy import Tenant
 from leitstand.kpi.bottleneck import bottlenecks
 from leitstand.kpi.oee import OeeService
-from leitstand.store.asset_cache import AssetCache
 from leitstand.store.duckdb import DuckDBEventStore
-from leitstand.store.sql import SqlMetadataStore
 from tests.kpi.test_oee import DAY, write_counts, write_states
 
 MIN = timedelta(minutes=1)
@@ -43,14 +37,9 @@ MODEL = {
 
 
 @pytest.fixture
-def oee(tmp_path: Path) -> Iterator[tuple[DuckDBEventStore, OeeService]]:
-    events = DuckDBEventStore(None)
-    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    metadata.ensure_tenant(Tenant("acme", "ACME"))
-    metadata.import_asset_model("acme", parse_asset_model(MODEL))
-    yield events, OeeService(events, AssetCache(metadata))
-    events.close()
-    metadata.close()
+def oee(kpi_stores) -> tuple[DuckDBEventStore, OeeService]:
+    events, service, _ = kpi_stores(MODEL)
+    return events, service
 
 
 def alternate(machine: str, active: str, wait: str, run_min: int, wait_min: int, until_min: int) -> list:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.records import COUNTS, STATES, RecordKind
-from leitstand.domain.tenancy import Tenant
 from leitstand.kpi.oee import OeeService
-from leitstand.store.asset_cache import AssetCache
 from leitstand.store.duckdb import DuckDBEventStore
 from leitstand.store.interfaces import WriteBatch
-from leitstand.store.sql import SqlMetadataStore
 
 DAY = datetime(2026, 11, 18, tzinfo=UTC)  # a Wednesday
 SHIFT_START = DAY + timedelta(hours=6)
@@ -76,14 +70,9 @@ MODEL["sites"].append(
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[DuckDBEventStore, OeeService]]:
-    events = DuckDBEventStore(None)
-    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    metadata.ensure_tenant(Tenant("acme", "ACME"))
-    metadata.import_asset_model("acme", parse_asset_model(MODEL))
-    yield events, OeeService(events, AssetCache(metadata))
-    events.close()
-    metadata.close()
+def stores(kpi_stores) -> tuple[DuckDBEventStore, OeeService]:
+    events, oee, _ = kpi_stores(MODEL)
+    return events, oee
 
 
 def write_states(events: DuckDBEventStore, rows: list[tuple[str, datetime, str]]) -> None:
@@ -200,23 +189,17 @@ def test_units_without_any_ideal_cycle_time_are_counted_visibly_and_earn_no_idea
     assert (m9["inputs"]["produced"], m9["inputs"]["ideal_s"], m9["performance"]) == (70, 0, 0)
 
 
-def test_a_window_reaching_into_the_future_ends_now(tmp_path) -> None:
-    events = DuckDBEventStore(None)
-    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    metadata.ensure_tenant(Tenant("acme", "ACME"))
-    metadata.import_asset_model("acme", parse_asset_model(MODEL))
+def test_a_window_reaching_into_the_future_ends_now(kpi_stores) -> None:
     now = at(60)
-    oee = OeeService(events, AssetCache(metadata), clock=lambda: now)
+    events, oee, _ = kpi_stores(MODEL, clock=lambda: now)
     write_states(events, [("m1", at(0), "RUNNING")])
     answer = oee.compute("acme", at(0), at(480))
     m1 = row(answer.rows, "machine", "m1")
     assert answer.end == now
     assert m1["inputs"]["pot_s"] == m1["inputs"]["production_s"] == 60 * 60
-    metadata.close()
-    events.close()
 
 
-def test_overlapping_shifts_count_planned_time_and_units_once(tmp_path) -> None:
+def test_overlapping_shifts_count_planned_time_and_units_once(kpi_stores) -> None:
     model = {
         **MODEL,
         "sites": [
@@ -231,18 +214,12 @@ def test_overlapping_shifts_count_planned_time_and_units_once(tmp_path) -> None:
             }
         ],
     }
-    events = DuckDBEventStore(None)
-    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    metadata.ensure_tenant(Tenant("acme", "ACME"))
-    metadata.import_asset_model("acme", parse_asset_model(model))
-    oee = OeeService(events, AssetCache(metadata))
+    events, oee, _ = kpi_stores(model)
     write_states(events, [("m1", at(0), "RUNNING")])
     write_counts(events, [("m1", at(7.5 * 60), 100, 0)])  # 13:30, inside both shifts
     m1 = row(oee.compute("acme", DAY, DAY + timedelta(days=1)).rows, "machine", "m1")
     assert m1["inputs"]["pot_s"] == m1["inputs"]["production_s"] == 16 * 3600
     assert m1["inputs"]["produced"] == 100
-    metadata.close()
-    events.close()
 
 
 def test_a_window_with_no_planned_time_has_no_ratios(stores) -> None:

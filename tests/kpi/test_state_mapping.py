@@ -3,18 +3,14 @@ machine type and per site (the site wins) — and a code nobody mapped is counte
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.errors import InputError
-from leitstand.domain.tenancy import Tenant
 from leitstand.kpi.oee import OeeService
-from leitstand.store.asset_cache import AssetCache
 from leitstand.store.duckdb import DuckDBEventStore
 from leitstand.store.sql import SqlMetadataStore
 from tests.kpi.test_oee import DAY, write_states
@@ -55,14 +51,8 @@ def model(**extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def oee(tmp_path: Path) -> Iterator[tuple[DuckDBEventStore, OeeService, SqlMetadataStore]]:
-    events = DuckDBEventStore(None)
-    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    metadata.ensure_tenant(Tenant("acme", "ACME"))
-    metadata.import_asset_model("acme", parse_asset_model(model()))
-    yield events, OeeService(events, AssetCache(metadata)), metadata
-    events.close()
-    metadata.close()
+def oee(kpi_stores) -> tuple[DuckDBEventStore, OeeService, SqlMetadataStore]:
+    return kpi_stores(model())
 
 
 def inputs(service: OeeService) -> dict[str, dict[str, Any]]:
