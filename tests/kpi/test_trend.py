@@ -55,3 +55,26 @@ def test_the_trend_endpoint_answers_series_per_plant(client: TestClient, admin: 
     assert 3 <= len(answer["buckets"]) <= 4
     assert {s["level"] for s in answer["series"]} <= {"enterprise", "site"}
     assert client.get("/api/v1/kpi/trend?bucket=week", headers=admin).status_code == 422
+
+
+def test_shift_buckets_follow_the_plants_calendar(stores) -> None:  # noqa: F811
+    events, oee = stores
+    write_states(
+        events, [("m1", DAY + timedelta(hours=6), "RUNNING"), ("m1", DAY + timedelta(hours=9), "DOWN")]
+    )
+    answer = trend(oee, "acme", DAY, DAY + timedelta(days=2), "shift", within="s1")
+    assert answer.labels == ["day 2026-11-18"]  # Wednesdays only
+    assert answer.buckets == [(DAY + timedelta(hours=6), DAY + timedelta(hours=14))]  # breaks included
+    m1 = next(
+        s
+        for s in trend(oee, "acme", DAY, DAY + timedelta(days=2), "shift", within="l1").series
+        if s["id"] == "m1"
+    )
+    whole = next(
+        r for r in oee.compute("acme", DAY, DAY + timedelta(days=2), within="m1").rows if r["id"] == "m1"
+    )
+    assert m1["values"][0]["oee"] == whole["oee"]
+    with pytest.raises(InputError, match="need one plant"):
+        trend(oee, "acme", DAY, DAY + timedelta(days=1), "shift")
+    around_the_clock = trend(oee, "acme", DAY, DAY + timedelta(days=1), "shift", within="s2")
+    assert around_the_clock.labels == [None, None]  # no shifts to tell apart: local days

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leitstand.domain.assets import Asset, AssetLevel, descendants
-from leitstand.domain.calendar import parse_calendar
+from leitstand.domain.calendar import ShiftCalendar, parse_calendar
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, TimeCategory
 from leitstand.store.asset_cache import AssetCache
@@ -118,10 +118,9 @@ class OeeService:
                 "category": [category.value for items in maps for _, category in items],
             }
         )
-        calendars = self._model(tenant).calendars
         planned: dict[str, list[Any]] = {"site_id": [], "day": [], "start_ts": [], "end_ts": []}
         for site in (a for a in assets if a.level is AssetLevel.SITE):
-            calendar = parse_calendar(calendars.get(site.id), site.timezone or "UTC")
+            calendar = self.calendar(tenant, site)
             for lo, hi in _by_utc_day(
                 _union((i.start, i.end) for i in calendar.planned_intervals(start, end))
             ):
@@ -152,6 +151,10 @@ class OeeService:
             ),
             state_map=state_map,
         )
+
+    def calendar(self, tenant: str, site: Asset) -> ShiftCalendar:
+        """The site's shift calendar (around the clock when it has none)."""
+        return parse_calendar(self._model(tenant).calendars.get(site.id), site.timezone or "UTC")
 
     def check_within(self, tenant: str, within: str | None) -> None:
         """NotFound unless `within` is None or an asset of the tenant (foreign ids look like missing ones)."""

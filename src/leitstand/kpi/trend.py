@@ -2,21 +2,25 @@
 
 Each bucket is computed like any window (so the buckets add up to the whole, exactly). Days are
 calendar days in the time zone of the plant the scope lies in, or UTC for a scope of several plants.
+Shifts are the shifts of the plant's calendar, each from its start to its end (breaks included), named
+by the shift and its local date; they need a scope within one plant. Where a plant's shifts overlap,
+the overlap counts in both shifts' figures, so only then do shift buckets not add up to the window.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from leitstand.domain.assets import AssetLevel
+from leitstand.domain.assets import Asset, AssetLevel
+from leitstand.domain.calendar import ShiftCalendar
 from leitstand.domain.errors import InputError
 from leitstand.kpi.oee import OeeService
 
-Bucket = Literal["hour", "day"]
+Bucket = Literal["hour", "day", "shift"]
 MAX_BUCKETS = 400
 DEFAULT_LEVELS = (AssetLevel.ENTERPRISE.value, AssetLevel.SITE.value)
 
@@ -26,6 +30,23 @@ class Trend:
     timezone: str
     buckets: list[tuple[datetime, datetime]]
     series: list[dict[str, Any]]
+    labels: list[str | None]
+
+
+def shift_buckets(
+    calendar: ShiftCalendar, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, str]]:
+    """One bucket per shift worked in [start, end): from its first to its last planned minute, named
+    `<shift> <local date>`."""
+    spans: dict[tuple[str, date], tuple[datetime, datetime]] = {}
+    for piece in calendar.planned_intervals(start.astimezone(UTC), end.astimezone(UTC)):
+        key = (piece.shift, piece.shift_date)
+        lo, hi = spans.get(key, (piece.start, piece.end))
+        spans[key] = (min(lo, piece.start), max(hi, piece.end))
+    buckets = sorted((lo, hi, f"{name} {day.isoformat()}") for (name, day), (lo, hi) in spans.items())
+    if len(buckets) > MAX_BUCKETS:
+        raise InputError(f"a trend has at most {MAX_BUCKETS} buckets; choose a shorter window")
+    return buckets
 
 
 def bucket_edges(
@@ -67,7 +88,19 @@ def trend(
     scope = assets.get(within) if within else None
     zone = scope.timezone if scope is not None and scope.level is not AssetLevel.ENTERPRISE else "UTC"
     start, end = oee.window(start, end)
-    buckets = bucket_edges(start, end, bucket, zone or "UTC")
+    labels: list[str | None]
+    site = _site_of(scope, assets)
+    if bucket == "shift" and (site is None or oee.calendar(tenant, site).around_the_clock):
+        if site is None:
+            raise InputError("shift buckets need one plant: give `within` a plant or something in it")
+        bucket = "day"  # a plant working around the clock has no shifts to tell apart
+    if bucket == "shift":
+        assert site is not None
+        named = shift_buckets(oee.calendar(tenant, site), start, end)
+        buckets, labels = [(lo, hi) for lo, hi, _ in named], [label for _, _, label in named]
+    else:
+        buckets = bucket_edges(start, end, bucket, zone or "UTC")
+        labels = [None] * len(buckets)
     if level is not None:
         levels: tuple[str, ...] = (level,)
     elif scope is not None:
@@ -96,4 +129,11 @@ def trend(
                 "quality": row["quality"],
                 "losses": row["losses"],
             }
-    return Trend(zone or "UTC", buckets, list(series.values()))
+    return Trend(zone or "UTC", buckets, list(series.values()), labels)
+
+
+def _site_of(asset: Asset | None, assets: dict[str, Asset]) -> Asset | None:
+    """The plant an asset lies in (itself, if it is one); None above plants."""
+    while asset is not None and asset.level is not AssetLevel.SITE:
+        asset = assets.get(asset.parent_id) if asset.parent_id else None
+    return asset

@@ -115,7 +115,9 @@ def productivity_endpoint(
 
 @router.get("/trend")
 def trend_endpoint(
-    bucket: Bucket = Query("day", description="hour (UTC hours) or day (the plant's local days)."),
+    bucket: Bucket = Query(
+        "day", description="hour (UTC hours), day (the plant's local days) or shift (one plant's shifts)."
+    ),
     start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
     end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
     hours: float = Query(24 * 7, ge=0.001, le=24 * 400, description="Window length without start."),
@@ -133,7 +135,10 @@ def trend_endpoint(
         "source": scope.source(),
         "bucket": bucket,
         "timezone": answer.timezone,
-        "buckets": [{"start": a.isoformat(), "end": b.isoformat()} for a, b in answer.buckets],
+        "buckets": [
+            {"start": a.isoformat(), "end": b.isoformat(), "label": label}
+            for (a, b), label in zip(answer.buckets, answer.labels, strict=True)
+        ],
         "series": answer.series,
     }
 
