@@ -29,8 +29,10 @@ def test_plus_30_percent_is_the_whole_way_and_plants_are_summed_not_averaged(sto
     assert s2["inputs"] == {
         "good": 300,
         "machine_hours": 24.0,
+        "coverage": 1.0,
         "baseline_good": 240,
         "baseline_machine_hours": 24.0,
+        "baseline_coverage": 1.0,
     }
     # Site s1 (Wednesdays 06-14, one hour of breaks: 7 planned hours per machine) made nothing on the
     # baseline Wednesday and is not planned on Thursday: it has no figure now, and it dilutes the
@@ -41,6 +43,23 @@ def test_plus_30_percent_is_the_whole_way_and_plants_are_summed_not_averaged(sto
     assert enterprise["baseline_units_per_machine_hour"] == pytest.approx(240 / 38)
     assert enterprise["units_per_machine_hour"] == pytest.approx(300 / 24)
     assert enterprise["change"] == pytest.approx((300 / 24) / (240 / 38) - 1)
+
+
+def test_a_baseline_mostly_without_records_is_no_yardstick(stores) -> None:  # noqa: F811
+    events, oee = stores
+    write_states(events, [("m9", NEXT - timedelta(hours=2), "RUNNING")])  # records begin late on day one
+    write_counts(
+        events, [("m9", NEXT - timedelta(hours=1), 20, 0), ("m9", NEXT + timedelta(hours=12), 240, 0)]
+    )
+    s2 = next(
+        r
+        for r in productivity(oee, "acme", NEXT, NEXT + timedelta(days=1), DAY, NEXT).rows
+        if r["id"] == "s2"
+    )
+    assert s2["inputs"]["baseline_coverage"] == pytest.approx(2 / 24)
+    assert s2["units_per_machine_hour"] == pytest.approx(10.0)
+    assert s2["change"] is None  # not +1,100 %: 20 units in 2 recorded hours of a 24-hour baseline
+    assert s2["progress"] is None
 
 
 def test_the_endpoint_defaults_to_the_previous_period_and_a_30_percent_target(

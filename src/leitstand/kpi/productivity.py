@@ -3,8 +3,10 @@
 Without labour data, productivity is **good units per machine hour**: good quantity (GQ) over planned
 busy time (PBT) in hours, summed per plant and for the enterprise before dividing. The change is the
 current figure over the baseline's, less one; progress is that change over the target change, so
-+15 % against a +30 % target is 50 % of the way. Both periods come from the same OEE computation, so
-every figure carries the times and quantities it comes from.
++15 % against a +30 % target is 50 % of the way. Both periods must have state records for at least
+MIN_COVERAGE of their planned busy time, or there is no change to show (`null`), only the figures.
+Both periods come from the same OEE computation, so every figure carries the times and quantities it
+comes from.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from leitstand.kpi.oee import KpiAnswer, OeeService
 
 DEFAULT_TARGET = 0.30
 LEVELS = ("site", "enterprise")
+# A period whose planned busy time is covered by state records less than this is no yardstick: a week
+# of planned time with a day of data would compare a day's units with a week's hours.
+MIN_COVERAGE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,13 @@ class ProductivityAnswer:
 
 def units_per_machine_hour(good: int, pbt_s: float) -> float | None:
     return good / (pbt_s / 3600) if pbt_s > 0 else None
+
+
+def coverage(inputs: dict[str, Any]) -> float | None:
+    """The share of planned busy time that state records cover (time without any state is not)."""
+    pbt = inputs["pbt_s"]
+    without_state = inputs["unknown_s"] - inputs["unmapped_state_s"]
+    return max(0.0, min(1.0, (pbt - without_state) / pbt)) if pbt > 0 else None
 
 
 def productivity(
@@ -49,10 +61,13 @@ def productivity(
     rows = []
     for row in (r for r in current.rows if r["level"] in LEVELS):
         now_in = row["inputs"]
-        then_in = before.get(row["id"], {}).get("inputs", {"good": 0, "pbt_s": 0.0})
+        empty = {"good": 0, "pbt_s": 0.0, "unknown_s": 0.0, "unmapped_state_s": 0.0}
+        then_in = before.get(row["id"], {}).get("inputs", empty)
         now = units_per_machine_hour(now_in["good"], now_in["pbt_s"])
         then = units_per_machine_hour(then_in["good"], then_in["pbt_s"])
-        change = now / then - 1 if now is not None and then else None
+        covered = (coverage(now_in), coverage(then_in))
+        comparable = all(c is not None and c >= MIN_COVERAGE for c in covered)
+        change = now / then - 1 if comparable and now is not None and then else None
         rows.append(
             {
                 "level": row["level"],
@@ -65,8 +80,10 @@ def productivity(
                 "inputs": {
                     "good": now_in["good"],
                     "machine_hours": now_in["pbt_s"] / 3600,
+                    "coverage": covered[0],
                     "baseline_good": then_in["good"],
                     "baseline_machine_hours": then_in["pbt_s"] / 3600,
+                    "baseline_coverage": covered[1],
                 },
             }
         )

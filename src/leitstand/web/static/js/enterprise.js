@@ -104,7 +104,8 @@ async function showProductivity() {
   bind("productivity-value", `${row.units_per_machine_hour.toFixed(1)} good units per machine hour`);
   const target = `target +${Math.round(body.target * 100)} %`;
   if (row.change === null) {
-    bind("productivity-change", `no baseline week yet · ${target}`);
+    const covered = Math.round((row.inputs.baseline_coverage ?? 0) * 100);
+    bind("productivity-change", `the week before has records for ${covered} % of its planned time: no comparison yet · ${target}`);
     return;
   }
   const sign = row.change >= 0 ? "+" : "−";

@@ -54,7 +54,7 @@ async function load(hours) {
     apiGet(`/api/v1/kpi/oee?hours=${hours}${scope}`),
     apiGet(`/api/v1/kpi/downtime?hours=${hours}&top=10${scope}`),
     apiGet(`/api/v1/kpi/trend?hours=${hours}&bucket=${bucket}${scope}`),
-    apiGet(`/api/v1/kpi/bottlenecks?hours=${hours}${scope}`),
+    within ? apiGet(`/api/v1/kpi/bottlenecks?hours=${hours}${scope}`) : { status: 200, body: { lines: [] } },
   ]);
   if ([oee, downtime, trend, necks].some((answer) => answer.status !== 200)) {
     if (oee.status !== 401) notice("The KPIs could not be loaded. Reload the page to try again.");
@@ -71,12 +71,17 @@ async function load(hours) {
   bind("compare-title", within ? "Areas compared" : "Plants compared");
   renderCompare(rows.filter((r) => r.level === childLevel));
   renderTrend(trend.body, top);
-  renderBottlenecks(necks.body.lines);
+  renderBottlenecks(within ? necks.body.lines : null);
 }
 
 function renderBottlenecks(lines) {
   const body = document.getElementById("neck-rows");
   body.replaceChildren();
+  if (lines === null) {  // lines are compared within a plant; the enterprise has too many to list
+    body.append(h("tr", {}, h("td", { attrs: { colspan: "5" }, className: "muted",
+      text: "Choose a plant as the scope to see its lines' bottlenecks." })));
+    return;
+  }
   for (const line of lines) {
     const neck = line.machines.find((m) => m.id === line.bottleneck);
     body.append(h("tr", { dataset: { testid: "bottleneck-row", lineId: line.id, bottleneck: line.bottleneck ?? "" } },
