@@ -77,6 +77,17 @@ def test_the_machine_with_the_longest_active_periods_is_the_bottleneck(oee) -> N
     assert line["output"] == {"good": 990, "good_per_hour": pytest.approx(990 / 4)}
 
 
+def test_a_tenants_own_waiting_codes_count_as_waiting(kpi_stores) -> None:
+    events, service, _ = kpi_stores({**MODEL, "waiting_states": ["WAIT_MAT", "WAIT_OUT"]})
+    rows = alternate("up", "RUNNING", "WAIT_OUT", 20, 10, 240)
+    rows += alternate("down", "RUNNING", "WAIT_MAT", 10, 20, 240)
+    rows += [("neck", DAY, "RUNNING")]
+    rows += [(m, DAY + 240 * MIN, "PLANNED_MAINTENANCE") for m in ("up", "neck", "down")]
+    write_states(events, rows)
+    _, _, (line,) = bottlenecks(service, "acme", DAY, DAY + 240 * MIN)
+    assert [m["id"] for m in line["machines"]] == ["neck", "up", "down"]
+
+
 def test_the_endpoint_answers_per_line(client: TestClient, admin: dict) -> None:
     answer = client.get("/api/v1/kpi/bottlenecks?hours=24", headers=admin).json()
     assert [line["id"] for line in answer["lines"]] == ["hh-press-l1"]

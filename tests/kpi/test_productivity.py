@@ -62,6 +62,22 @@ def test_a_baseline_mostly_without_records_is_no_yardstick(stores) -> None:  # n
     assert s2["progress"] is None
 
 
+def test_hours_without_records_neither_dilute_nor_inflate(stores) -> None:  # noqa: F811
+    events, oee = stores
+    write_states(events, [("m9", DAY + timedelta(hours=9.6), "RUNNING")])  # 60 % of the baseline day
+    write_counts(
+        events, [("m9", DAY + timedelta(hours=23), 144, 0), ("m9", NEXT + timedelta(hours=12), 240, 0)]
+    )
+    s2 = next(
+        r
+        for r in productivity(oee, "acme", NEXT, NEXT + timedelta(days=1), DAY, NEXT).rows
+        if r["id"] == "s2"
+    )
+    assert s2["inputs"]["baseline_coverage"] == pytest.approx(0.6)
+    assert s2["baseline_units_per_machine_hour"] == pytest.approx(10.0)  # 144 units in 14.4 recorded hours
+    assert s2["change"] == pytest.approx(0.0)  # the same pace: no gain from missing records
+
+
 def test_the_endpoint_defaults_to_the_previous_period_and_a_30_percent_target(
     client: TestClient, admin: dict
 ) -> None:
@@ -72,3 +88,6 @@ def test_the_endpoint_defaults_to_the_previous_period_and_a_30_percent_target(
     assert answer["source"]["tenant"] == "acme"
     refused = client.get("/api/v1/kpi/productivity?target=0", headers=admin)
     assert refused.status_code == 422
+    naive = client.get("/api/v1/kpi/productivity?start=2026-11-10T00:00:00", headers=admin)
+    assert naive.status_code == 422
+    assert "UTC offset" in naive.json()["detail"]

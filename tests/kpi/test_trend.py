@@ -23,7 +23,7 @@ def test_days_are_the_plants_local_days_and_hours_are_whole_hours() -> None:
     assert days[-1][1] == start + timedelta(days=2)
     hours = bucket_edges(start, start + timedelta(hours=3), "hour", "UTC")
     assert [lo.minute for lo, _ in hours] == [30, 0, 0, 0]
-    with pytest.raises(InputError, match="at most 400 buckets"):
+    with pytest.raises(InputError, match="at most 200 buckets"):
         bucket_edges(start, start + timedelta(days=20), "hour", "UTC")
 
 
@@ -78,3 +78,12 @@ def test_shift_buckets_follow_the_plants_calendar(stores) -> None:  # noqa: F811
         trend(oee, "acme", DAY, DAY + timedelta(days=1), "shift")
     around_the_clock = trend(oee, "acme", DAY, DAY + timedelta(days=1), "shift", within="s2")
     assert around_the_clock.labels == [None, None]  # no shifts to tell apart: local days
+
+
+def test_a_window_in_the_future_has_no_buckets_and_days_follow_the_plant(stores) -> None:  # noqa: F811
+    _, oee = stores
+    future = trend(oee, "acme", DAY + timedelta(days=3650), DAY + timedelta(days=3651), "day")
+    assert (future.buckets, future.series) == ([], [])
+    inside = trend(oee, "acme", DAY, DAY + timedelta(days=1), "day", within="a2")  # an area of s2
+    assert inside.timezone == "Asia/Shanghai"
+    assert inside.buckets[0][1] == DAY + timedelta(hours=16)  # midnight in Shanghai

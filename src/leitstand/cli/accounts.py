@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
+from leitstand.access.audit import AuditLog
 from leitstand.access.identity import IdentityService
 from leitstand.access.tokens import KeyRing
-from leitstand.cli.common import cli_actor, cli_audit, console, metadata_store
+from leitstand.cli.common import cli_audit, console, metadata_store
 from leitstand.domain.tenancy import PLATFORM_TENANT, Role
 
 
@@ -25,12 +26,11 @@ def create_user(
 ) -> None:
     """Create a user (and its tenant if new) in the metadata store."""
     with metadata_store(config, data_dir) as (settings, metadata):
-        audit = cli_audit(metadata)
-        identity = IdentityService(metadata, KeyRing(metadata, settings.token_issuer), audit)
+        identity = IdentityService(metadata, KeyRing(metadata, settings.token_issuer), AuditLog(metadata))
         if metadata.tenant(tenant) is None:
-            audit.record(cli_actor(), "tenant_created", tenant, f"tenant:{tenant}")
+            cli_audit(metadata, "tenant_created", tenant, f"tenant:{tenant}")
             identity.create_tenant(tenant, tenant_name or tenant)
-        audit.record(cli_actor(), "user_created", tenant, f"user:{username}", role=role.value)
+        cli_audit(metadata, "user_created", tenant, f"user:{username}", role=role.value)
         identity.create_user(tenant, username, password, role)
     console.print(f"created user [bold]{username}[/bold] ({role.value}) in tenant {tenant}")
 
@@ -45,7 +45,5 @@ def rotate_keys(
     """Make a new token signing key; older keys verify until retired."""
     with metadata_store(config, data_dir) as (settings, metadata):
         kid, retired = KeyRing(metadata, settings.token_issuer).rotate(retire_others)
-        cli_audit(metadata).record(
-            cli_actor(), "keys_rotated", PLATFORM_TENANT, f"key:{kid}", retired=retired
-        )
+        cli_audit(metadata, "keys_rotated", PLATFORM_TENANT, f"key:{kid}", retired=retired)
     console.print(f"new signing key {kid}; retired: {', '.join(retired) or 'none'}")

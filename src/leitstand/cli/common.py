@@ -36,13 +36,11 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     return settings
 
 
-def cli_audit(metadata: SqlMetadataStore) -> AuditLog:
-    return AuditLog(metadata)
-
-
-def cli_actor() -> Principal:
-    """Who acts when a command changes the store directly: the operator's login on the host."""
-    return Principal(PLATFORM_TENANT, 0, f"cli:{getpass.getuser()}", Role.PLATFORM_ADMIN)
+def cli_audit(metadata: SqlMetadataStore, action: str, tenant: str, target: str, **detail: object) -> None:
+    """Audit a change a command makes to the store directly; the actor is the operator's login on the
+    host (`cli:<user>`), in the platform tenant."""
+    actor = Principal(PLATFORM_TENANT, 0, f"cli:{getpass.getuser()}", Role.PLATFORM_ADMIN)
+    AuditLog(metadata).record(actor, action, tenant, target, **detail)
 
 
 @contextmanager

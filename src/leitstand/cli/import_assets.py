@@ -8,7 +8,7 @@ import httpx
 import typer
 
 from leitstand.api.documents import load_document
-from leitstand.cli.common import cli_actor, cli_audit, console, metadata_store
+from leitstand.cli.common import cli_audit, console, metadata_store
 from leitstand.domain.assets import parse_asset_model
 
 
@@ -43,5 +43,5 @@ def import_assets(
         raise typer.BadParameter("give --tenant (direct import) or --url and --token")
     with metadata_store(config, data_dir) as (_, metadata):
         model = parse_asset_model(load_document(text, "yaml"))  # YAML is a superset of JSON
-        cli_audit(metadata).record(cli_actor(), "assets_imported", tenant, "asset-model", file=file.name)
+        cli_audit(metadata, "assets_imported", tenant, "asset-model", file=file.name)
         console.print(metadata.import_asset_model(tenant, model))

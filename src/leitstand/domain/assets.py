@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from leitstand.domain.calendar import parse_calendar
 from leitstand.domain.errors import InputError
-from leitstand.domain.time_model import StateMapping, parse_state_mapping
+from leitstand.domain.time_model import StateMapping, parse_state_codes, parse_state_mapping
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
@@ -126,7 +126,8 @@ def parse_asset_model(doc: object) -> AssetModel:
 
 def _state_mapping(doc: dict[str, object], sites: object) -> StateMapping:
     """The model's own state codes: `state_mapping` at the top, per machine type under
-    `machine_types.<type>.state_mapping`, and per site under `sites[].state_mapping`."""
+    `machine_types.<type>.state_mapping`, per site under `sites[].state_mapping`; and `waiting_states`,
+    its own codes in which a machine waits for others (for the bottleneck analysis)."""
     enterprise = parse_state_mapping(doc.get("state_mapping", {}), "state_mapping")
     types_doc = doc.get("machine_types", {})
     if not isinstance(types_doc, dict):
@@ -143,7 +144,8 @@ def _state_mapping(doc: dict[str, object], sites: object) -> StateMapping:
             per_site[str(site.get("id"))] = parse_state_mapping(
                 site["state_mapping"], f"sites[{i}].state_mapping"
             )
-    return StateMapping(enterprise, machine_types, per_site)
+    waiting = parse_state_codes(doc.get("waiting_states", []), "waiting_states")
+    return StateMapping(enterprise, machine_types, per_site, waiting)
 
 
 _CHILD_KEYS = {AssetLevel.SITE: "areas", AssetLevel.AREA: "lines", AssetLevel.LINE: "machines"}

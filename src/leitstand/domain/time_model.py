@@ -89,6 +89,7 @@ class StateMapping:
     enterprise: dict[str, TimeCategory] = field(default_factory=dict)
     machine_types: dict[str, dict[str, TimeCategory]] = field(default_factory=dict)
     sites: dict[str, dict[str, TimeCategory]] = field(default_factory=dict)
+    waiting: frozenset[str] = frozenset()  # own codes in which a machine waits, as WAITING_STATES
 
     def for_machine(
         self, site_id: str | None, machine_type: str, base: Mapping[str, TimeCategory]
@@ -99,6 +100,15 @@ class StateMapping:
             **self.machine_types.get(machine_type, {}),
             **self.sites.get(site_id or "", {}),
         }
+
+
+def parse_state_codes(doc: object, where: str) -> frozenset[str]:
+    """A list of state codes from an asset model, or InputError."""
+    if not isinstance(doc, list) or not all(isinstance(c, str) and 0 < len(c) <= MAX_STATE_CODE for c in doc):
+        raise InputError(
+            f"asset model: {where} must be a list of state codes of 1-{MAX_STATE_CODE} characters"
+        )
+    return frozenset(doc)
 
 
 def parse_state_mapping(doc: object, where: str) -> dict[str, TimeCategory]:

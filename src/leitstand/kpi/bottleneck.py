@@ -27,16 +27,14 @@ def bottlenecks(
     """Per line at or below `within`: its machines with their active share and average active period,
     the bottleneck, and the line's output at it."""
     start, end = oee.window(start, end)
-    waiting = pa.table({"state": sorted(WAITING_STATES)})
+    waiting = pa.table({"state": sorted(WAITING_STATES | oee.state_mapping(tenant).waiting)})
     table = oee.scoped_query(BOTTLENECK_SQL, tenant, start, end, within, {"waiting": waiting})
     kpis = {r["id"]: r for r in oee.compute(tenant, start, end, level=None, within=within).rows}
+    names = {a.id: a.name for a in oee.assets(tenant)}
     lines: dict[str, dict[str, Any]] = {}
     for row in table.to_pylist():
         line_id = row["line_id"]
-        line = lines.setdefault(
-            line_id,
-            {"id": line_id, "name": kpis.get(line_id, {}).get("name", line_id), "machines": []},
-        )
+        line = lines.setdefault(line_id, {"id": line_id, "name": names.get(line_id, line_id), "machines": []})
         machine = kpis.get(row["asset_id"], {})
         periods = row["periods"]
         line["machines"].append(

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from leitstand.domain.assets import Asset, AssetLevel, descendants
 from leitstand.domain.calendar import ShiftCalendar, parse_calendar
 from leitstand.domain.errors import InputError, NotFound
-from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, TimeCategory
+from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, StateMapping, TimeCategory
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.interfaces import EventStore
 
@@ -151,6 +151,9 @@ class OeeService:
             ),
             state_map=state_map,
         )
+
+    def state_mapping(self, tenant: str) -> StateMapping:
+        return self._model(tenant).state_mapping
 
     def calendar(self, tenant: str, site: Asset) -> ShiftCalendar:
         """The site's shift calendar (around the clock when it has none)."""

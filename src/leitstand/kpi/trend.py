@@ -21,7 +21,8 @@ from leitstand.domain.errors import InputError
 from leitstand.kpi.oee import OeeService
 
 Bucket = Literal["hour", "day", "shift"]
-MAX_BUCKETS = 400
+# Each bucket is one OEE query over the scope: a week of hours is the most a request may ask for.
+MAX_BUCKETS = 200
 DEFAULT_LEVELS = (AssetLevel.ENTERPRISE.value, AssetLevel.SITE.value)
 
 
@@ -31,6 +32,7 @@ class Trend:
     buckets: list[tuple[datetime, datetime]]
     series: list[dict[str, Any]]
     labels: list[str | None]
+    bucket: Bucket  # the one used: a plant without shifts gets days
 
 
 def shift_buckets(
@@ -86,10 +88,12 @@ def trend(
     level below it), one value per bucket: OEE, availability, performance, quality and the losses."""
     assets = {a.id: a for a in oee.assets(tenant)}
     scope = assets.get(within) if within else None
-    zone = scope.timezone if scope is not None and scope.level is not AssetLevel.ENTERPRISE else "UTC"
+    site = _site_of(scope, assets)
+    zone = site.timezone if site is not None else "UTC"  # a plant's zone is checked at import
     start, end = oee.window(start, end)
     labels: list[str | None]
-    site = _site_of(scope, assets)
+    if start == end:  # the window lies in the future: nothing has happened in it yet
+        return Trend(zone, [], [], [], bucket)
     if bucket == "shift" and (site is None or oee.calendar(tenant, site).around_the_clock):
         if site is None:
             raise InputError("shift buckets need one plant: give `within` a plant or something in it")
@@ -99,7 +103,7 @@ def trend(
         named = shift_buckets(oee.calendar(tenant, site), start, end)
         buckets, labels = [(lo, hi) for lo, hi, _ in named], [label for _, _, label in named]
     else:
-        buckets = bucket_edges(start, end, bucket, zone or "UTC")
+        buckets = bucket_edges(start, end, bucket, zone)
         labels = [None] * len(buckets)
     if level is not None:
         levels: tuple[str, ...] = (level,)
@@ -129,7 +133,7 @@ def trend(
                 "quality": row["quality"],
                 "losses": row["losses"],
             }
-    return Trend(zone or "UTC", buckets, list(series.values()), labels)
+    return Trend(zone, buckets, list(series.values()), labels, bucket)
 
 
 def _site_of(asset: Asset | None, assets: dict[str, Asset]) -> Asset | None:

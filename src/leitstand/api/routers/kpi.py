@@ -100,7 +100,7 @@ def productivity_endpoint(
 ) -> dict[str, Any]:
     """Good units per machine hour (planned busy time) per plant and for the enterprise, against a
     baseline period, with the change and the progress toward the target (+30 % by default)."""
-    lo, hi = window(start, end, hours)
+    lo, hi = rt.oee.window(*window(start, end, hours))  # checked (offsets, length) before any arithmetic
     base_hi = baseline_end or lo
     base_lo = baseline_start or base_hi - (hi - lo)
     answer = productivity(rt.oee, scope.tenant, lo, hi, base_lo, base_hi, within=scope.within, target=target)
@@ -133,7 +133,7 @@ def trend_endpoint(
     answer = trend(rt.oee, scope.tenant, lo, hi, bucket, scope.within, level.value if level else None)
     return {
         "source": scope.source(),
-        "bucket": bucket,
+        "bucket": answer.bucket,
         "timezone": answer.timezone,
         "buckets": [
             {"start": a.isoformat(), "end": b.isoformat(), "label": label}

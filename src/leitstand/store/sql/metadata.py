@@ -427,19 +427,24 @@ class SqlMetadataStore:
                     AssetRow.state_mapping.is_not(None),
                 )
             )
-            mapping = StateMapping()
+            enterprise: dict[str, TimeCategory] = {}
+            machine_types: dict[str, dict[str, TimeCategory]] = {}
+            sites: dict[str, dict[str, TimeCategory]] = {}
+            waiting: frozenset[str] = frozenset()
             for r in rows:
                 stored = r.state_mapping
                 if not stored:  # JSON null: this asset has no mapping of its own
                     continue
                 if r.level == AssetLevel.SITE.value:
-                    mapping.sites[r.id] = _categories(stored.get("states"))
+                    sites[r.id] = _categories(stored.get("states"))
                     continue
-                mapping.enterprise.update(_categories(stored.get("states")))
+                enterprise.update(_categories(stored.get("states")))
                 types = stored.get("machine_types")
                 for name, codes in types.items() if isinstance(types, dict) else ():
-                    mapping.machine_types[str(name)] = _categories(codes)
-            return mapping
+                    machine_types[str(name)] = _categories(codes)
+                codes = stored.get("waiting")
+                waiting = frozenset(str(c) for c in codes) if isinstance(codes, list) else frozenset()
+            return StateMapping(enterprise, machine_types, sites, waiting)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)
@@ -486,12 +491,15 @@ def _categories(codes: object) -> dict[str, TimeCategory]:
 def _stored_mapping(mapping: StateMapping, asset: Asset) -> dict[str, object] | None:
     """What of the model's state mapping an asset row keeps: the enterprise's and the machine types'
     on the enterprise row, a site's on the site row."""
-    if asset.level is AssetLevel.ENTERPRISE and (mapping.enterprise or mapping.machine_types):
+    if asset.level is AssetLevel.ENTERPRISE and (
+        mapping.enterprise or mapping.machine_types or mapping.waiting
+    ):
         return {
             "states": {k: v.value for k, v in mapping.enterprise.items()},
             "machine_types": {
                 t: {k: v.value for k, v in codes.items()} for t, codes in mapping.machine_types.items()
             },
+            "waiting": sorted(mapping.waiting),
         }
     if asset.level is AssetLevel.SITE and asset.id in mapping.sites:
         return {"states": {k: v.value for k, v in mapping.sites[asset.id].items()}}
