@@ -86,6 +86,24 @@ def test_forged_and_malformed_tokens_are_refused(client: TestClient, session: st
     assert me(client, session)[0] == 200
 
 
+def test_our_own_key_signing_for_another_issuer_or_audience_is_refused(
+    client: TestClient, runtime: Runtime, session: str
+) -> None:
+    """The signature is right, the jti is on record: only the issuer or the audience is wrong."""
+    from cryptography.hazmat.primitives import serialization
+
+    claims = claims_of(session)
+    kid = jwt.get_unverified_header(session)["kid"]
+    pem = next(k.private_pem for k in runtime.metadata.signing_keys() if k.kid == kid)
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    for name, changed in (("issuer", {"iss": "someone-else"}), ("audience", {"aud": "another-api"})):
+        token = jwt.encode({**claims, **changed}, key, algorithm="EdDSA", headers={"kid": kid})
+        status, text = me(client, token)
+        assert status == 401, f"{name}: {text}"
+    same = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+    assert me(client, same)[0] == 200  # the control: re-signed unchanged, it is accepted
+
+
 def test_an_expired_token_is_refused_even_with_a_valid_signature(
     client: TestClient, runtime: Runtime, session: str
 ) -> None:

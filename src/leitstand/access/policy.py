@@ -121,16 +121,6 @@ class AccessService:
                 return agreement
         raise NotFound(f"asset {within!r} not found")
 
-    def shared_with(self, who: Principal) -> list[Agreement]:
-        """The agreements in force that share data with the caller's tenant."""
-        _check_reader(who)
-        now = self._clock()
-        return [
-            a
-            for a in self._metadata.agreements(who.tenant_id)
-            if a.consumer == who.tenant_id and a.in_force(now)
-        ]
-
     def _asset_ids(self, tenant: str) -> set[str]:
         return {a.id for a in self._assets.assets(tenant)}
 

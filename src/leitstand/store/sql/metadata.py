@@ -191,8 +191,8 @@ class SqlMetadataStore:
                 principal=_principal(user),
                 kind=row.kind,
                 name=row.name,
-                created_at=_utc(row.created_at),
-                expires_at=_utc(row.expires_at),
+                created_at=row.created_at,
+                expires_at=row.expires_at,
             )
 
     def tokens(self, tenant_id: str) -> list[Credential]:
@@ -205,8 +205,7 @@ class SqlMetadataStore:
                 .order_by(TokenRow.created_at.desc())
             )
             return [
-                Credential(t.jti, _principal(u), t.kind, t.name, _utc(t.created_at), _utc(t.expires_at))
-                for t, u in rows
+                Credential(t.jti, _principal(u), t.kind, t.name, t.created_at, t.expires_at) for t, u in rows
             ]
 
     def delete_token(self, jti: str) -> None:
@@ -221,12 +220,7 @@ class SqlMetadataStore:
     def signing_keys(self) -> list[SigningKey]:
         with self._session() as s:
             rows = s.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at))
-            return [
-                SigningKey(
-                    r.kid, r.private_pem, _utc(r.created_at), _utc(r.retired_at) if r.retired_at else None
-                )
-                for r in rows
-            ]
+            return [SigningKey(r.kid, r.private_pem, r.created_at, r.retired_at) for r in rows]
 
     def add_signing_key(self, key: SigningKey) -> None:
         with self._session.begin() as s:
@@ -329,7 +323,7 @@ class SqlMetadataStore:
                 query = query.where(AuditRow.shared == shared)
             rows = s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))
             return [
-                AuditEntry(_utc(r.at), r.tenant, r.actor_tenant, r.actor, r.action, r.target, r.detail)
+                AuditEntry(r.at, r.tenant, r.actor_tenant, r.actor, r.action, r.target, r.detail)
                 for r in rows
             ]
 
@@ -517,11 +511,6 @@ def _principal(row: UserRow) -> Principal:
     )
 
 
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _agreement(row: AgreementRow) -> Agreement:
     return Agreement(
         id=row.id,
@@ -532,11 +521,11 @@ def _agreement(row: AgreementRow) -> Agreement:
         kinds=frozenset(DataKind(k) for k in row.kinds),
         purpose=row.purpose,
         framework=row.framework,
-        valid_from=_utc(row.valid_from),
-        valid_until=_utc(row.valid_until) if row.valid_until else None,
-        created_at=_utc(row.created_at),
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        created_at=row.created_at,
         created_by=row.created_by,
-        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+        revoked_at=row.revoked_at,
         revoked_by=row.revoked_by,
     )
 
