@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from leitstand.domain.errors import InputError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ALL_DAY = "all-day"  # the one shift of a site planned around the clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,9 @@ class ShiftCalendar:
     def planned_intervals(self, start: datetime, end: datetime) -> list[PlannedInterval]:
         """The planned operation time within [start, end), breaks removed, sorted, clipped to the window."""
         _require_utc(start, end)
-        if self.around_the_clock:
-            return [PlannedInterval(start, end, "all-day", start.date())] if end > start else []
         zone = ZoneInfo(self.timezone)
+        if self.around_the_clock:
+            return list(_local_days(start, end, zone))
         first = start.astimezone(zone).date() - timedelta(days=1)
         last = end.astimezone(zone).date()
         out: list[PlannedInterval] = []
@@ -75,6 +76,17 @@ class ShiftCalendar:
             day += timedelta(days=1)
         out.sort(key=lambda p: p.start)
         return out
+
+
+def _local_days(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[PlannedInterval]:
+    """[start, end) cut at local midnights: a site planned around the clock works one "all-day" shift
+    per local day (so that a day's figures do not depend on the window they were asked in)."""
+    day = start.astimezone(zone).date()
+    while (lo := max(start, _local(day, time(), zone))) < end:
+        hi = min(end, _local(day + timedelta(days=1), time(), zone))
+        if hi > lo:
+            yield PlannedInterval(lo, hi, ALL_DAY, day)
+        day += timedelta(days=1)
 
 
 def _shift_pieces(

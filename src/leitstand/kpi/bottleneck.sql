@@ -5,12 +5,9 @@
 -- time observed, and the number of active periods that began in the window (or were running when it
 -- opened). The machine of a line with the longest average active period is its bottleneck.
 pieces AS (
-    SELECT s.asset_id,
-           greatest(s.t0, p.start_ts) AS a, least(s.t1, p.end_ts) AS b,
-           s.category <> 'planned_down' AND s.state NOT IN (SELECT state FROM waiting) AS active
-    FROM state_spans s
-    JOIN machines m USING (asset_id)
-    JOIN planned p ON p.site_id = m.site_id AND s.t0 < p.end_ts AND s.t1 > p.start_ts
+    SELECT asset_id, greatest(t0, piece_start) AS a, least(t1, piece_end) AS b,
+           category <> 'planned_down' AND state NOT IN (SELECT state FROM waiting) AS active
+    FROM span_pieces
 ),
 marked AS (
     SELECT asset_id, a, b, active,

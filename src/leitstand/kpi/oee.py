@@ -1,21 +1,27 @@
-"""OEE per machine, line, area, site and enterprise for any window, computed by `oee.sql` in the engine.
+"""OEE per machine, line, area, site and enterprise for any window, computed in the engine.
+
+`pieces.sql` turns raw state changes and counts into the additive time-model inputs of every machine in
+every planned piece (planned time within one UTC hour and one shift); `levels.sql` sums pieces per
+bucket and machine and rolls them up. Where the roll-up (`kpi/rollup.py`) keeps a window's whole hours,
+only the partial hours at its edges are computed from raw records.
 
 Each answer carries its inputs (the ISO 22400 times and quantities), so a user can see why OEE is 61%.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from leitstand.domain.assets import Asset, AssetLevel, descendants
-from leitstand.domain.calendar import ShiftCalendar, parse_calendar
+from leitstand.domain.calendar import PlannedInterval, ShiftCalendar, parse_calendar
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, StateMapping, TimeCategory
 from leitstand.store.asset_cache import AssetCache
@@ -23,16 +29,56 @@ from leitstand.store.interfaces import EventStore
 
 _SQL = Path(__file__).parent
 SPANS_SQL = (_SQL / "spans.sql").read_text()
-OEE_SQL = "WITH\n" + SPANS_SQL + (_SQL / "oee.sql").read_text()
+PIECES_SQL = "WITH\n" + SPANS_SQL + (_SQL / "pieces.sql").read_text()
 DOWNTIME_SQL = "WITH\n" + SPANS_SQL + (_SQL / "downtime.sql").read_text()
+_LEVELS_SQL = (_SQL / "levels.sql").read_text()
 LEVELS = [level.value for level in AssetLevel]
+HOUR = timedelta(hours=1)
 
 _TS = pa.timestamp("us", tz="UTC")
+PIECE_COLUMNS = (
+    "asset_id, piece_start, shift, shift_date, pot_s, planned_down_s, production_s, setup_s, delay_s, "
+    "down_s, unmapped_state_s, minor_stop_s, failures, produced, good, scrap, ideal_s, good_ideal_s, "
+    "units_without_ideal_cycle"
+)
+BUCKETS_SCHEMA = pa.schema(
+    [("bucket", pa.int32()), ("lo", _TS), ("hi", _TS), ("shift", pa.string()), ("shift_date", pa.date32())]
+)
+_PLANNED_SCHEMA = pa.schema(
+    [
+        ("site_id", pa.string()),
+        ("hour_no", pa.int64()),
+        ("start_ts", _TS),
+        ("end_ts", _TS),
+        ("shift", pa.string()),
+        ("shift_date", pa.date32()),
+    ]
+)
+
+
+def levels_sql(by_shift: bool, rollup: bool) -> str:
+    """The levels query over raw pieces (registered as `raw_pieces`) and, with `rollup`, the roll-up's
+    pieces in [$roll_lo, $roll_hi); buckets are matched by time, or `by_shift` by shift and local date."""
+    stored = (
+        f"UNION ALL SELECT {PIECE_COLUMNS} FROM oee_pieces "
+        "WHERE tenant = $tenant AND piece_start >= $roll_lo AND piece_start < $roll_hi"
+        if rollup
+        else ""
+    )
+    match = (
+        "b.shift = p.shift AND b.shift_date = p.shift_date"
+        if by_shift
+        else "p.piece_start >= b.lo AND p.piece_start < b.hi"
+    )
+    return (
+        f"WITH pieces AS (SELECT {PIECE_COLUMNS} FROM raw_pieces {stored}),\n"
+        f"bucketed AS (SELECT b.bucket, p.* FROM pieces p JOIN buckets b ON {match}),\n" + _LEVELS_SQL
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class OeeInputs:
-    """The dimension tables the OEE query joins: machines, planned time, ideal cycles, state mapping."""
+    """The dimension tables the OEE queries join: machines, planned time, ideal cycles, state mapping."""
 
     enterprise_id: str
     machines: pa.Table
@@ -58,8 +104,14 @@ class KpiAnswer:
     rows: list[dict[str, Any]]
 
 
+class PieceSource(Protocol):
+    """Where whole hours of pieces are kept (the roll-up): which hours of a window it can answer."""
+
+    def covered(self, tenant: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None: ...
+
+
 class OeeService:
-    """Computes OEE for a tenant from raw state changes and counts."""
+    """Computes OEE for a tenant from raw state changes and counts, or from the roll-up where it can."""
 
     def __init__(
         self,
@@ -74,15 +126,16 @@ class OeeService:
         self._events = events
         categories = state_categories or DEFAULT_STATE_CATEGORIES
         self._base_categories = {state: TimeCategory(c) for state, c in categories.items()}
-        self._lookback = state_lookback
-        self._minor_stop_s = minor_stop_threshold.total_seconds()
-        self._clock = clock
+        self.state_lookback = state_lookback
+        self.minor_stop_threshold = minor_stop_threshold
+        self.clock = clock
         self._max_window = max_window
         self.assets = asset_cache.assets
         self._model = asset_cache.model
+        self.rollup: PieceSource | None = None  # set by kpi.rollup.PieceRollup
 
     def inputs(self, tenant: str, start: datetime, end: datetime) -> OeeInputs:
-        """Build the dimension tables for one tenant and window."""
+        """The dimension tables for one tenant, with the planned pieces of [start, end)."""
         assets = self.assets(tenant)
         by_id = {a.id: a for a in assets}
         enterprise = next((a.id for a in assets if a.level is AssetLevel.ENTERPRISE), tenant)
@@ -118,16 +171,6 @@ class OeeService:
                 "category": [category.value for items in maps for _, category in items],
             }
         )
-        planned: dict[str, list[Any]] = {"site_id": [], "day": [], "start_ts": [], "end_ts": []}
-        for site in (a for a in assets if a.level is AssetLevel.SITE):
-            calendar = self.calendar(tenant, site)
-            for lo, hi in _by_utc_day(
-                _union((i.start, i.end) for i in calendar.planned_intervals(start, end))
-            ):
-                planned["site_id"].append(site.id)
-                planned["day"].append(lo.date())
-                planned["start_ts"].append(lo)
-                planned["end_ts"].append(hi)
         cycles: dict[str, list[Any]] = {"asset_id": [], "product_id": [], "ideal_cycle_s": []}
         for product in self._model(tenant).products:
             for asset_id, seconds in product.ideal_cycle_s.items():
@@ -137,12 +180,7 @@ class OeeService:
         return OeeInputs(
             enterprise_id=enterprise,
             machines=machines,
-            planned=pa.table(
-                planned,
-                schema=pa.schema(
-                    [("site_id", pa.string()), ("day", pa.date32()), ("start_ts", _TS), ("end_ts", _TS)]
-                ),
-            ),
+            planned=self.planned(tenant, start, end),
             ideal_cycle=pa.table(
                 cycles,
                 schema=pa.schema(
@@ -151,6 +189,22 @@ class OeeService:
             ),
             state_map=state_map,
         )
+
+    def planned(self, tenant: str, start: datetime, end: datetime) -> pa.Table:
+        """The planned pieces of every site in [start, end): planned time cut at each UTC hour, labelled
+        with its shift and the shift's local date. Where shifts overlap, the time belongs to the shift
+        that began first (planned time is never counted twice)."""
+        out: dict[str, list[Any]] = {name: [] for name in _PLANNED_SCHEMA.names}
+        for site in (a for a in self.assets(tenant) if a.level is AssetLevel.SITE):
+            intervals = self.calendar(tenant, site).planned_intervals(start, end)
+            for lo, hi, shift, shift_date in _hourly(intervals):
+                out["site_id"].append(site.id)
+                out["hour_no"].append(int(lo.timestamp()) // 3600)
+                out["start_ts"].append(lo)
+                out["end_ts"].append(hi)
+                out["shift"].append(shift)
+                out["shift_date"].append(shift_date)
+        return pa.table(out, schema=_PLANNED_SCHEMA)
 
     def state_mapping(self, tenant: str) -> StateMapping:
         return self._model(tenant).state_mapping
@@ -165,19 +219,21 @@ class OeeService:
             raise NotFound(f"asset {within!r} not found")
 
     def window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
-        """The window checked, in UTC (planned pieces are cut at UTC midnights), ending now at the latest."""
+        """The window checked, in UTC, ending now at the latest."""
         check_window(start, end, self._max_window)
         start, end = start.astimezone(UTC), end.astimezone(UTC)
-        return start, max(start, min(end, self._clock()))
+        return start, max(start, min(end, self.clock()))
 
-    def _params(self, tenant: str, start: datetime, end: datetime) -> dict[str, Any]:
+    def params(self, tenant: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """The parameters of the queries composed after spans.sql."""
         return {
             "tenant": tenant,
             "start": start,
             "end": end,
-            "lookback": start - self._lookback,
-            "lookahead": end + self._lookback,
-            "now": self._clock(),
+            "lookback": start - self.state_lookback,
+            "lookahead": end + self.state_lookback,
+            "hold_us": self.state_lookback // timedelta(microseconds=1),
+            "now": self.clock(),
         }
 
     def downtime(
@@ -197,18 +253,65 @@ class OeeService:
         end: datetime,
         within: str | None,
         extra_tables: Mapping[str, pa.Table] | None = None,
+        machines: Iterable[str] | None = None,
         **params: Any,
     ) -> pa.Table:
-        """Run a query composed after spans.sql over the machines at or below `within`, with the
-        dimension tables of the window (which `start` and `end` must already be, see `window`)."""
+        """Run a query composed after spans.sql over the machines at or below `within` (and among
+        `machines`, if given), with the dimension tables of the window (which `start` and `end` must
+        already be, see `window`)."""
         self.check_within(tenant, within)
         inputs = self.inputs(tenant, start, end)
-        machines = inputs.machines
+        keep = set(machines) if machines is not None else None
         if within is not None:
-            keep = descendants(self.assets(tenant), within)
-            machines = machines.filter(pc.is_in(machines["asset_id"], value_set=pa.array(sorted(keep))))
-        tables = {**inputs.as_tables(), "machines": machines, **(extra_tables or {})}
-        return self._events.query(sql, {**self._params(tenant, start, end), **params}, tables)
+            below = descendants(self.assets(tenant), within)
+            keep = below if keep is None else keep & below
+        table = inputs.machines
+        if keep is not None:
+            table = table.filter(pc.is_in(table["asset_id"], value_set=pa.array(sorted(keep), pa.string())))
+        tables = {**inputs.as_tables(), "machines": table, **(extra_tables or {})}
+        return self._events.query(sql, {**self.params(tenant, start, end), **params}, tables)
+
+    def raw_pieces(
+        self, tenant: str, start: datetime, end: datetime, machines: Iterable[str] | None = None
+    ) -> pa.Table:
+        """The pieces of [start, end) computed from raw records (the roll-up keeps these)."""
+        return self.scoped_query(
+            PIECES_SQL,
+            tenant,
+            start,
+            end,
+            None,
+            machines=machines,
+            minor_stop_s=self.minor_stop_threshold.total_seconds(),
+        )
+
+    def measure(
+        self,
+        tenant: str,
+        start: datetime,
+        end: datetime,
+        buckets: pa.Table,
+        by_shift: bool = False,
+    ) -> pa.Table:
+        """Level rows per bucket of [start, end). Whole hours the roll-up covers come from it and the
+        rest from raw records; either way each piece is counted once, so the answers are the same.
+        Buckets match pieces by start time (then their bounds must be whole UTC hours, or inside
+        the raw part) or `by_shift`."""
+        covered = self.rollup.covered(tenant, start, end) if self.rollup is not None else None
+        if covered is None:
+            raw = self.raw_pieces(tenant, start, end)
+            params: dict[str, Any] = {}
+        else:
+            lo, hi = covered
+            parts = [self.raw_pieces(tenant, a, b) for a, b in ((start, lo), (hi, end)) if b > a]
+            raw = pa.concat_tables(parts) if parts else self.raw_pieces(tenant, start, start)
+            params = {"tenant": tenant, "roll_lo": lo, "roll_hi": hi}
+        inputs = self.inputs(tenant, start, start)
+        return self._events.query(
+            levels_sql(by_shift, covered is not None),
+            {"enterprise": inputs.enterprise_id, **params},
+            {"raw_pieces": raw, "machines": inputs.machines, "buckets": buckets.cast(BUCKETS_SCHEMA)},
+        )
 
     def compute(
         self,
@@ -226,28 +329,39 @@ class OeeService:
         if level is not None and level not in LEVELS:
             raise InputError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
         self.check_within(tenant, within)
+        table = self.measure(tenant, start, end, time_buckets([(start, end)]))
+        return KpiAnswer(start, end, self.shape(tenant, table, level, within)[0])
+
+    def shape(
+        self, tenant: str, table: pa.Table, level: str | None = None, within: str | None = None
+    ) -> dict[int, list[dict[str, Any]]]:
+        """The rows of `measure` per bucket, with names, ratios and losses, at `level` and below `within`."""
         assets = self.assets(tenant)
         by_id = {a.id: a for a in assets}
-        inputs = self.inputs(tenant, start, end)
-        table = self._events.query(
-            OEE_SQL,
-            {
-                **self._params(tenant, start, end),
-                "enterprise": inputs.enterprise_id,
-                "minor_stop_s": self._minor_stop_s,
-            },
-            inputs.as_tables(),
-        )
         keep = descendants(assets, within) if within else None
-        rows = []
+        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for row in table.to_pylist():
             if level is not None and row["level"] != level:
                 continue
             if keep is not None and row["id"] not in keep:
                 continue
-            asset = by_id.get(row["id"])
-            rows.append(_shape(row, asset))
-        return KpiAnswer(start, end, rows)
+            out[row["bucket"]].append(_shape(row, by_id.get(row["id"])))
+        return out
+
+
+def time_buckets(edges: Iterable[tuple[datetime, datetime]]) -> pa.Table:
+    """Buckets [lo, hi) numbered in order, matched to pieces by their start."""
+    spans = list(edges)
+    return pa.table(
+        {
+            "bucket": list(range(len(spans))),
+            "lo": [lo for lo, _ in spans],
+            "hi": [hi for _, hi in spans],
+            "shift": [None] * len(spans),
+            "shift_date": [None] * len(spans),
+        },
+        schema=BUCKETS_SCHEMA,
+    )
 
 
 def check_window(start: datetime, end: datetime, longest: timedelta) -> None:
@@ -303,25 +417,21 @@ def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
     }
 
 
-def _union(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Merge overlapping or touching intervals: overlapping shifts must not count planned time twice."""
-    merged: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted(intervals):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
-def _by_utc_day(intervals: Iterable[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
-    """Cut intervals at every UTC midnight, so that each piece lies within one UTC date."""
-    for lo, hi in ((a.astimezone(UTC), b.astimezone(UTC)) for a, b in intervals):
-        while lo.date() != hi.date() and hi != datetime.combine(lo.date(), time(), UTC) + timedelta(days=1):
-            midnight = datetime.combine(lo.date(), time(), UTC) + timedelta(days=1)
-            yield lo, midnight
-            lo = midnight
-        yield lo, hi
+def _hourly(intervals: Iterable[PlannedInterval]) -> Iterator[tuple[datetime, datetime, str, date]]:
+    """Planned intervals without overlaps (a later one starts where the earlier ends), cut at every
+    UTC hour, so that each piece lies within one hour and one shift."""
+    covered: datetime | None = None
+    for interval in sorted(intervals, key=lambda i: (i.start, i.end)):
+        lo, hi = interval.start.astimezone(UTC), interval.end.astimezone(UTC)
+        if covered is not None:
+            lo = max(lo, covered)
+        if hi <= lo:
+            continue
+        covered = hi
+        while lo < hi:
+            cut = min(hi, lo.replace(minute=0, second=0, microsecond=0) + HOUR)
+            yield lo, cut, interval.shift, interval.shift_date
+            lo = cut
 
 
 def _ancestors(asset: Asset, by_id: dict[str, Asset]) -> dict[AssetLevel, str]:

@@ -1,6 +1,7 @@
 -- The state spans of a tenant's machines around the window [$start, $end): each state lasts from its
--- `ts` to the machine's next state (the newest one until now), with its time category and the category
--- before it. Shared by the OEE and the downtime queries (`kpi/oee.py` composes them).
+-- `ts` to the machine's next state (the newest one until now), but at most $hold_us microseconds (the
+-- state lookback: after that, without news, the time is unknown), with its time category and the
+-- category before it. Shared by the OEE, downtime and bottleneck queries (`kpi/oee.py` composes them).
 state_points AS (
     SELECT asset_id, ts, state, reason FROM states
     WHERE tenant = $tenant AND ts >= $start AND ts < $end
@@ -19,7 +20,7 @@ state_points AS (
 state_spans AS (
     SELECT asset_id, state, reason, ts, category, greatest(ts, $start) AS t0,
            -- a span lasts until the next state; the newest state lasts until now
-           lead(ts, 1, greatest($now, $end)) OVER w AS t1,
+           least(lead(ts, 1, greatest($now, $end)) OVER w, ts + to_microseconds($hold_us)) AS t1,
            lag(category) OVER w AS prev_category
     FROM (
         SELECT sp.*, coalesce(sm.category, 'unknown') AS category
@@ -28,4 +29,22 @@ state_spans AS (
         LEFT JOIN state_map sm ON sm.map_key = mk.map_key AND sm.state = sp.state
     )
     WINDOW w AS (PARTITION BY asset_id ORDER BY ts)
+),
+span_pieces AS (
+    -- each span cut at the planned pieces it overlaps. Pieces never cross a UTC hour, so a span meets
+    -- only the pieces of the hours it covers: an equality join on the hour, not a range join over all
+    -- of a window's pieces (most spans lie within one hour; the others are unnested into their hours)
+    SELECT s.asset_id, s.state, s.reason, s.category, s.prev_category, s.ts, s.t0, s.t1,
+           p.start_ts AS piece_start, p.end_ts AS piece_end,
+           epoch(least(s.t1, p.end_ts)) - epoch(greatest(s.t0, p.start_ts)) AS dur_s
+    FROM (
+        SELECT *, epoch_us(t0) // 3600000000 AS hour_no FROM state_spans
+        WHERE t1 > t0 AND epoch_us(t0) // 3600000000 = (epoch_us(t1) - 1) // 3600000000
+        UNION ALL
+        SELECT *, unnest(range(epoch_us(t0) // 3600000000, (epoch_us(t1) - 1) // 3600000000 + 1)) AS hour_no
+        FROM state_spans
+        WHERE t1 > t0 AND epoch_us(t0) // 3600000000 <> (epoch_us(t1) - 1) // 3600000000
+    ) s
+    JOIN machines m USING (asset_id)
+    JOIN planned p ON p.site_id = m.site_id AND p.hour_no = s.hour_no AND s.t0 < p.end_ts AND s.t1 > p.start_ts
 ),

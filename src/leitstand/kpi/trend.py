@@ -1,10 +1,12 @@
 """KPI trends: OEE, its factors and its losses per hour or per day over a window.
 
-Each bucket is computed like any window (so the buckets add up to the whole, exactly). Days are
-calendar days in the time zone of the plant the scope lies in, or UTC for a scope of several plants.
-Shifts are the shifts of the plant's calendar, each from its start to its end (breaks included), named
-by the shift and its local date; they need a scope within one plant. Where a plant's shifts overlap,
-the overlap counts in both shifts' figures, so only then do shift buckets not add up to the window.
+All buckets come from one query over the window's pieces (`OeeService.measure`), each piece in
+exactly one bucket, so the buckets add up to the whole window. Days are calendar days in the time zone
+of the plant the scope lies in, or UTC for a scope of several plants; in a zone whose midnights are not
+whole UTC hours, each day is computed as a window of its own. Shifts are the shifts of the plant's
+calendar, each from its start to its end (breaks included), named by the shift and its local date;
+they need a scope within one plant. Where a plant's shifts overlap, the overlap counts in the shift
+that began first.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+
 from leitstand.domain.assets import Asset, AssetLevel
 from leitstand.domain.calendar import ShiftCalendar
 from leitstand.domain.errors import InputError
-from leitstand.kpi.oee import OeeService
+from leitstand.kpi.oee import BUCKETS_SCHEMA, OeeService, time_buckets
 
 Bucket = Literal["hour", "day", "shift"]
-# Each bucket is one OEE query over the scope: a week of hours is the most a request may ask for.
+# A chart shows no more: a week of hours is the most a request may ask for.
 MAX_BUCKETS = 200
 DEFAULT_LEVELS = (AssetLevel.ENTERPRISE.value, AssetLevel.SITE.value)
 
@@ -37,15 +41,15 @@ class Trend:
 
 def shift_buckets(
     calendar: ShiftCalendar, start: datetime, end: datetime
-) -> list[tuple[datetime, datetime, str]]:
-    """One bucket per shift worked in [start, end): from its first to its last planned minute, named
-    `<shift> <local date>`."""
+) -> list[tuple[datetime, datetime, str, date]]:
+    """One bucket per shift worked in [start, end): from its first to its last planned minute, with the
+    shift's name and local date."""
     spans: dict[tuple[str, date], tuple[datetime, datetime]] = {}
     for piece in calendar.planned_intervals(start.astimezone(UTC), end.astimezone(UTC)):
         key = (piece.shift, piece.shift_date)
         lo, hi = spans.get(key, (piece.start, piece.end))
         spans[key] = (min(lo, piece.start), max(hi, piece.end))
-    buckets = sorted((lo, hi, f"{name} {day.isoformat()}") for (name, day), (lo, hi) in spans.items())
+    buckets = sorted((lo, hi, name, day) for (name, day), (lo, hi) in spans.items())
     if len(buckets) > MAX_BUCKETS:
         raise InputError(f"a trend has at most {MAX_BUCKETS} buckets; choose a shorter window")
     return buckets
@@ -101,10 +105,29 @@ def trend(
     if bucket == "shift":
         assert site is not None
         named = shift_buckets(oee.calendar(tenant, site), start, end)
-        buckets, labels = [(lo, hi) for lo, hi, _ in named], [label for _, _, label in named]
+        buckets = [(lo, hi) for lo, hi, _, _ in named]
+        labels = [f"{name} {day.isoformat()}" for _, _, name, day in named]
+        table = pa.table(
+            {
+                "bucket": list(range(len(named))),
+                "lo": [lo for lo, _, _, _ in named],
+                "hi": [hi for _, hi, _, _ in named],
+                "shift": [name for _, _, name, _ in named],
+                "shift_date": [day for _, _, _, day in named],
+            },
+            schema=BUCKETS_SCHEMA,
+        )
+        rows = oee.shape(tenant, oee.measure(tenant, start, end, table, by_shift=True), within=within)
     else:
         buckets = bucket_edges(start, end, bucket, zone)
         labels = [None] * len(buckets)
+        if all(_whole_hour(lo) for lo, _ in buckets[1:]):
+            rows = oee.shape(tenant, oee.measure(tenant, start, end, time_buckets(buckets)), within=within)
+        else:  # local midnights between UTC hours: pieces would straddle the buckets
+            rows = {
+                index: oee.compute(tenant, lo, hi, within=within).rows
+                for index, (lo, hi) in enumerate(buckets)
+            }
     if level is not None:
         levels: tuple[str, ...] = (level,)
     elif scope is not None:
@@ -113,8 +136,8 @@ def trend(
     else:
         levels = DEFAULT_LEVELS
     series: dict[str, dict[str, Any]] = {}
-    for index, (lo, hi) in enumerate(buckets):
-        for row in oee.compute(tenant, lo, hi, within=within).rows:
+    for index in range(len(buckets)):
+        for row in rows.get(index, []):
             if row["level"] not in levels:
                 continue
             entry = series.setdefault(
@@ -134,6 +157,10 @@ def trend(
                 "losses": row["losses"],
             }
     return Trend(zone, buckets, list(series.values()), labels, bucket)
+
+
+def _whole_hour(moment: datetime) -> bool:
+    return moment.minute == moment.second == moment.microsecond == 0
 
 
 def _site_of(asset: Asset | None, assets: dict[str, Asset]) -> Asset | None:

@@ -14,10 +14,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from leitstand.domain.calendar import ALL_DAY
 from leitstand.domain.time_model import MachineState
 from leitstand.sim.fleet import SimLine, SimMachine
 from leitstand.sim.noise import stable_key
-from leitstand.sim.planned import ALL_DAY, Gap, PlannedPiece
+from leitstand.sim.planned import Gap, PlannedPiece
 
 STATES: tuple[str, ...] = tuple(s.value for s in MachineState)
 RUNNING, IDLE, STARVED, BLOCKED, MICROSTOP, DOWN, SETUP, MAINTENANCE, OFF = range(len(STATES))

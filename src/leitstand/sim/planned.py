@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 
-from leitstand.domain.calendar import PlannedInterval, ShiftCalendar
+from leitstand.domain.calendar import ALL_DAY, PlannedInterval, ShiftCalendar
 
 DAY_S = 86_400
-ALL_DAY = "all-day"
 _MARGIN = timedelta(days=2)  # longer than any shift, so pieces near the window are never clipped
 
 
