@@ -19,6 +19,7 @@ from leitstand.domain.tenancy import PLATFORM_TENANT, Tenant
 from leitstand.ingest.pipeline import IngestPipeline
 from leitstand.ingest.validate import AssetCatalog, IngestPolicy
 from leitstand.kpi.oee import OeeService
+from leitstand.kpi.rollup import PieceRollup, RollupKeeper
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.duckdb import DuckDBEventStore
 from leitstand.store.sql import SqlMetadataStore
@@ -61,6 +62,7 @@ class Runtime:
     oee: OeeService
     access: AccessService
     limits: Limits
+    rollup: RollupKeeper | None = None
     closed: bool = False
 
     @classmethod
@@ -111,18 +113,35 @@ class Runtime:
             oidc,
         )
         access = AccessService(metadata, asset_cache, audit)
+        rollup = None
+        if settings.rollup_interval_s > 0:
+            tenants = lambda: [t.id for t in metadata.tenants() if t.id != PLATFORM_TENANT]  # noqa: E731
+            rollup = RollupKeeper(PieceRollup(oee, events), tenants, settings.rollup_interval_s)
         return cls(
-            settings, events, metadata, asset_cache, identity, pipeline, oee, access, Limits.build(settings)
+            settings,
+            events,
+            metadata,
+            asset_cache,
+            identity,
+            pipeline,
+            oee,
+            access,
+            Limits.build(settings),
+            rollup,
         )
 
     def start(self) -> None:
         self.pipeline.start()
+        if self.rollup is not None:
+            self.rollup.start()
 
     def stop(self) -> None:
         """Drain the writer and close the stores; calling it again does nothing."""
         if self.closed:
             return
         self.closed = True
+        if self.rollup is not None:
+            self.rollup.stop()
         self.pipeline.stop()
         self.events.close()
         self.metadata.close()

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A delay shorter than this is a minor stop (small-stop loss), longer ones other delays.",
     )
+    rollup_interval_s: float = Field(
+        15.0,
+        ge=0,
+        description="How often the OEE roll-up catches up with new records in the background; 0 turns "
+        "the roll-up off (every KPI is then computed from raw records).",
+    )
     live_interval_s: float = Field(2.0, gt=0, description="Least time between two live updates to a client.")
     session_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (behind HTTPS).")
     token_issuer: str = Field(

@@ -25,7 +25,7 @@ from leitstand.domain.calendar import PlannedInterval, ShiftCalendar, parse_cale
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, StateMapping, TimeCategory
 from leitstand.store.asset_cache import AssetCache
-from leitstand.store.interfaces import EventStore
+from leitstand.store.interfaces import PIECE_COLUMNS, EventStore
 
 _SQL = Path(__file__).parent
 SPANS_SQL = (_SQL / "spans.sql").read_text()
@@ -36,11 +36,6 @@ LEVELS = [level.value for level in AssetLevel]
 HOUR = timedelta(hours=1)
 
 _TS = pa.timestamp("us", tz="UTC")
-PIECE_COLUMNS = (
-    "asset_id, piece_start, shift, shift_date, pot_s, planned_down_s, production_s, setup_s, delay_s, "
-    "down_s, unmapped_state_s, minor_stop_s, failures, produced, good, scrap, ideal_s, good_ideal_s, "
-    "units_without_ideal_cycle"
-)
 BUCKETS_SCHEMA = pa.schema(
     [("bucket", pa.int32()), ("lo", _TS), ("hi", _TS), ("shift", pa.string()), ("shift_date", pa.date32())]
 )
@@ -131,7 +126,7 @@ class OeeService:
         self.clock = clock
         self._max_window = max_window
         self.assets = asset_cache.assets
-        self._model = asset_cache.model
+        self.model = asset_cache.model
         self.rollup: PieceSource | None = None  # set by kpi.rollup.PieceRollup
 
     def inputs(self, tenant: str, start: datetime, end: datetime) -> OeeInputs:
@@ -142,7 +137,7 @@ class OeeService:
         rows: dict[str, list[Any]] = {
             k: [] for k in ("asset_id", "site_id", "area_id", "line_id", "ideal_cycle_s", "map_key")
         }
-        mapping = self._model(tenant).state_mapping
+        mapping = self.model(tenant).state_mapping
         # each distinct mapping once: machines name theirs by key (a few per tenant, not one per machine)
         maps: dict[tuple[tuple[str, TimeCategory], ...], int] = {}
         for asset in assets:
@@ -172,7 +167,7 @@ class OeeService:
             }
         )
         cycles: dict[str, list[Any]] = {"asset_id": [], "product_id": [], "ideal_cycle_s": []}
-        for product in self._model(tenant).products:
+        for product in self.model(tenant).products:
             for asset_id, seconds in product.ideal_cycle_s.items():
                 cycles["asset_id"].append(asset_id)
                 cycles["product_id"].append(product.id)
@@ -207,11 +202,11 @@ class OeeService:
         return pa.table(out, schema=_PLANNED_SCHEMA)
 
     def state_mapping(self, tenant: str) -> StateMapping:
-        return self._model(tenant).state_mapping
+        return self.model(tenant).state_mapping
 
     def calendar(self, tenant: str, site: Asset) -> ShiftCalendar:
         """The site's shift calendar (around the clock when it has none)."""
-        return parse_calendar(self._model(tenant).calendars.get(site.id), site.timezone or "UTC")
+        return parse_calendar(self.model(tenant).calendars.get(site.id), site.timezone or "UTC")
 
     def check_within(self, tenant: str, within: str | None) -> None:
         """NotFound unless `within` is None or an asset of the tenant (foreign ids look like missing ones)."""

@@ -28,6 +28,14 @@ REJECTS_SCHEMA = pa.schema(
 )
 
 
+# The OEE roll-up's grain (kpi/pieces.sql): a machine's additive time-model inputs in one planned piece
+PIECE_COLUMNS = (
+    "asset_id, piece_start, shift, shift_date, pot_s, planned_down_s, production_s, setup_s, delay_s, "
+    "down_s, unmapped_state_s, minor_stop_s, failures, produced, good, scrap, ideal_s, good_ideal_s, "
+    "units_without_ideal_cycle"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WriteBatch:
     """Validated records of one kind for one tenant, plus the rejects that came with them."""
@@ -60,6 +68,29 @@ class EventStore(Protocol):
 
     def time_range(self, kind: RecordKind, tenant: str) -> tuple[datetime | None, datetime | None]:
         """The first and last `ts` stored for a kind and tenant."""
+        ...
+
+    def rollup_coverage(self, tenant: str) -> tuple[datetime, datetime, str] | None:
+        """The OEE roll-up's hours [origin, watermark) of a tenant, and the fingerprint of its inputs."""
+        ...
+
+    def rollup_dirty(self, tenant: str) -> pa.Table:
+        """What writes of states and counts touched since the roll-up caught up: id, kind, asset_id, lo,
+        hi (the first and last `ts` of a machine's records in one write)."""
+        ...
+
+    def replace_pieces(
+        self,
+        tenant: str,
+        lo: datetime,
+        hi: datetime,
+        pieces: pa.Table,
+        coverage: tuple[datetime, datetime, str],
+        machines: Sequence[str] | None = None,
+        clear_dirty_upto: int | None = None,
+    ) -> None:
+        """In one transaction: replace the roll-up's pieces in [lo, hi) (of `machines`, or all), set the
+        coverage, and drop the dirty marks up to an id. With a new fingerprint, all other pieces go."""
         ...
 
     def close(self) -> None: ...

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leitstand.domain.records import SPECS, RecordKind
-from leitstand.store.interfaces import REJECTS_SCHEMA, WriteBatch
+from leitstand.store.interfaces import PIECE_COLUMNS, REJECTS_SCHEMA, WriteBatch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the OEE roll-up (its tables are created empty and filled from the records)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -46,7 +46,27 @@ CREATE TABLE IF NOT EXISTS rejects (
     outcome VARCHAR NOT NULL, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL, record VARCHAR
 );
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+-- the OEE roll-up (kpi/rollup.py): the rows of kpi/pieces.sql for whole hours in [origin, watermark)
+CREATE TABLE IF NOT EXISTS oee_pieces (
+    tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, piece_start TIMESTAMP NOT NULL,
+    shift VARCHAR, shift_date DATE, pot_s DOUBLE, planned_down_s DOUBLE, production_s DOUBLE,
+    setup_s DOUBLE, delay_s DOUBLE, down_s DOUBLE, unmapped_state_s DOUBLE, minor_stop_s DOUBLE,
+    failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, ideal_s DOUBLE, good_ideal_s DOUBLE,
+    units_without_ideal_cycle BIGINT
+);
+CREATE TABLE IF NOT EXISTS rollup_coverage (
+    tenant VARCHAR NOT NULL, origin TIMESTAMP NOT NULL, watermark TIMESTAMP NOT NULL,
+    fingerprint VARCHAR NOT NULL
+);
+-- what a write touched, written in the write's transaction, so no change escapes the roll-up
+CREATE SEQUENCE IF NOT EXISTS rollup_dirty_id;
+CREATE TABLE IF NOT EXISTS rollup_dirty (
+    id BIGINT NOT NULL DEFAULT nextval('rollup_dirty_id'), tenant VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    asset_id VARCHAR NOT NULL, lo TIMESTAMP NOT NULL, hi TIMESTAMP NOT NULL
+);
 """
+# kinds whose records the OEE roll-up is made of
+_ROLLED_UP = (RecordKind.STATES, RecordKind.COUNTS)
 
 
 class DuckDBEventStore:
@@ -71,6 +91,8 @@ class DuckDBEventStore:
         version = self._con.execute("SELECT max(version) FROM schema_version").fetchone()
         if version is None or version[0] is None:
             self._con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+        elif version[0] == 1:  # the roll-up's tables were just created; it builds itself from the records
+            self._con.execute("UPDATE schema_version SET version = ?", [SCHEMA_VERSION])
         elif version[0] != SCHEMA_VERSION:
             raise RuntimeError(f"event store schema version {version[0]} is not {SCHEMA_VERSION}")
         self._insert_sql = {kind: _insert_sql(kind) for kind in RecordKind}
@@ -108,7 +130,101 @@ class DuckDBEventStore:
         table = table.append_column("_pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
         con.register("incoming", table)
         row = con.execute(self._insert_sql[batch.kind], params).fetchone()
+        if batch.kind in _ROLLED_UP:
+            con.execute(
+                "INSERT INTO rollup_dirty (tenant, kind, asset_id, lo, hi) "
+                "SELECT tenant, $kind, asset_id, min(ts), max(ts) FROM incoming GROUP BY tenant, asset_id",
+                {"kind": RecordKind(batch.kind).value},
+            )
         return int(row[0]) if row else 0
+
+    def rollup_coverage(self, tenant: str) -> tuple[datetime, datetime, str] | None:
+        """The roll-up's hours [origin, watermark) of a tenant, and the fingerprint of its inputs."""
+        table = self.query(
+            "SELECT origin, watermark, fingerprint FROM rollup_coverage WHERE tenant = $t", {"t": tenant}
+        )
+        if table.num_rows == 0:
+            return None
+        row = table.to_pylist()[0]
+        return row["origin"], row["watermark"], row["fingerprint"]
+
+    def rollup_dirty(self, tenant: str) -> pa.Table:
+        """What writes touched since the roll-up last caught up: id, kind, asset_id, lo, hi."""
+        return self.query(
+            "SELECT id, kind, asset_id, lo, hi FROM rollup_dirty WHERE tenant = $t ORDER BY id", {"t": tenant}
+        )
+
+    def replace_pieces(
+        self,
+        tenant: str,
+        lo: datetime,
+        hi: datetime,
+        pieces: pa.Table,
+        coverage: tuple[datetime, datetime, str],
+        machines: Sequence[str] | None = None,
+        clear_dirty_upto: int | None = None,
+    ) -> None:
+        """In one transaction: replace the roll-up's pieces in [lo, hi) (of `machines`, or all), set the
+        coverage, and drop the dirty marks up to an id (or all of them, with a new fingerprint)."""
+        origin, watermark, fingerprint = coverage
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                params = {"t": tenant, "lo": _naive(lo), "hi": _naive(hi)}
+                in_range = "tenant = $t AND piece_start >= $lo AND piece_start < $hi"
+                if machines is None:
+                    con.execute(
+                        f"DELETE FROM oee_pieces WHERE {in_range}",
+                        params,
+                    )
+                else:
+                    con.register("rollup_machines", pa.table({"asset_id": pa.array(machines, pa.string())}))
+                    con.execute(
+                        f"DELETE FROM oee_pieces WHERE {in_range} "
+                        "AND asset_id IN (SELECT asset_id FROM rollup_machines)",
+                        params,
+                    )
+                if pieces.num_rows:
+                    con.register("incoming_pieces", _naive_utc(pieces))
+                    con.execute(
+                        f"INSERT INTO oee_pieces (tenant, {PIECE_COLUMNS}) SELECT $t, {PIECE_COLUMNS} "
+                        "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi",
+                        params,
+                    )
+                previous = self._coverage_fingerprint(con, tenant)
+                con.execute("DELETE FROM rollup_coverage WHERE tenant = $t", {"t": tenant})
+                con.execute(
+                    "INSERT INTO rollup_coverage VALUES ($t, $origin, $watermark, $fp)",
+                    {
+                        "t": tenant,
+                        "origin": _naive(origin),
+                        "watermark": _naive(watermark),
+                        "fp": fingerprint,
+                    },
+                )
+                if previous != fingerprint:  # rebuilt from the records: other pieces are moot
+                    con.execute(
+                        f"DELETE FROM oee_pieces WHERE tenant = $t AND NOT ({in_range})",
+                        params,
+                    )
+                if clear_dirty_upto is not None:
+                    con.execute(
+                        "DELETE FROM rollup_dirty WHERE tenant = $t AND id <= $id",
+                        {"t": tenant, "id": clear_dirty_upto},
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("rollup_machines")
+                con.unregister("incoming_pieces")
+
+    @staticmethod
+    def _coverage_fingerprint(con: duckdb.DuckDBPyConnection, tenant: str) -> str | None:
+        row = con.execute("SELECT fingerprint FROM rollup_coverage WHERE tenant = ?", [tenant]).fetchone()
+        return str(row[0]) if row else None
 
     def query(
         self, sql: str, params: Mapping[str, Any] | None = None, tables: Mapping[str, pa.Table] | None = None
@@ -174,6 +290,10 @@ def _tag_utc(table: pa.Table) -> pa.Table:
                 i, field.name, table.column(i).cast(pa.timestamp(field.type.unit, tz="UTC"))
             )
     return table
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _naive_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
