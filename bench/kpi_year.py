@@ -27,6 +27,7 @@ from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Tenant
 from leitstand.kpi.oee import BUCKETS_SCHEMA, OeeService
 from leitstand.kpi.rollup import PieceRollup
+from leitstand.kpi.shifts import machine_shifts
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.duckdb import DuckDBEventStore
 from leitstand.store.interfaces import WriteBatch
@@ -163,8 +164,7 @@ def scan_bandwidth_gb_s() -> float:
     return 3 * data.nbytes / (time.perf_counter() - t) / 1e9
 
 
-def machine_shift_totals(table: pa.Table) -> dict[str, float]:
-    rows = table.filter(pa.compute.equal(table["level"], "machine"))
+def machine_shift_totals(rows: pa.Table) -> dict[str, float]:
     return {
         "rows": rows.num_rows,
         "production_s": float(pa.compute.sum(rows["production_s"]).as_py() or 0),
@@ -183,7 +183,7 @@ def bench_scale(machines: int, pg_url: str | None, repeats: int) -> dict[str, An
         now = END + timedelta(days=1)
         raw = OeeService(events, cache, clock=lambda: now)
         rolled = OeeService(events, cache, clock=lambda: now)
-        rollup = PieceRollup(rolled, events, chunk=timedelta(days=7), query_catch_up=timedelta(0))
+        rollup = PieceRollup(rolled, chunk=timedelta(days=7), query_catch_up=timedelta(0))
         ids = [
             m["id"]
             for s in model["sites"]
@@ -194,15 +194,14 @@ def bench_scale(machines: int, pg_url: str | None, repeats: int) -> dict[str, An
         t = time.perf_counter()
         records = generate(events, ids)
         generate_s = time.perf_counter() - t
-        buckets = shift_buckets()
         planned_s, _ = best_of(lambda: raw.planned(TENANT, START, END), 1)
-        raw_s, raw_table = best_of(lambda: raw.measure(TENANT, START, END, buckets, by_shift=True), 1)
+        raw_s, (raw_table, _) = best_of(lambda: machine_shifts(raw, TENANT, START, END), 1)
         t = time.perf_counter()
         rollup.catch_up(TENANT)
         build_s = time.perf_counter() - t
-        rolled_s, rolled_table = best_of(
-            lambda: rolled.measure(TENANT, START, END, buckets, by_shift=True), repeats
-        )
+        rolled_s, (rolled_table, _) = best_of(lambda: machine_shifts(rolled, TENANT, START, END), repeats)
+        buckets = shift_buckets()
+        levels_s, _ = best_of(lambda: rolled.measure(TENANT, START, END, buckets, by_shift=True), repeats)
         raw_totals, rolled_totals = machine_shift_totals(raw_table), machine_shift_totals(rolled_table)
         assert rolled_totals["rows"] == raw_totals["rows"]
         assert (
@@ -235,12 +234,13 @@ def bench_scale(machines: int, pg_url: str | None, repeats: int) -> dict[str, An
             "plants": len(model["sites"]),
             "records": records,
             "generate_s": round(generate_s, 1),
-            "shift_rows_per_machine_level": raw_totals["rows"],
+            "machine_shift_rows": raw_totals["rows"],
             "raw_s": round(raw_s, 3),
             "raw_planned_pieces_python_s": round(planned_s, 3),
             "rollup_build_s": round(build_s, 2),
             "rollup_query_ms": round(rolled_s * 1000, 1),
             "raw_over_rollup": round(raw_s / rolled_s, 1),
+            "rollup_all_levels_per_shift_ms": round(levels_s * 1000, 1),
             "late_hour_for_every_machine": {
                 "states": late.num_rows,
                 "refresh_ms": round(refresh_s * 1000, 1),
@@ -369,6 +369,7 @@ def bench_postgres(
         "load_s": round(load_s, 1),
         "query_s": round(statistics.median(timings), 2),
         "rows": row[0],
+        "rows_match_duckdb": row[0] == totals["rows"],
         "production_s_matches_duckdb": abs(float(row[1] or 0) - totals["production_s"])
         <= 1e-6 * max(1.0, totals["production_s"]),
         "produced_matches_duckdb": float(row[2] or 0) == totals["produced"],

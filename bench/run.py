@@ -1,7 +1,8 @@
 """`make bench`: the foundation's targets, measured on this machine, written to a results file.
 
 - bulk ingest over HTTP (Arrow IPC) into DuckDB, query-visible, against a naive row-by-row baseline
-- OEE for the whole default enterprise (6 plants, 7 days) from raw records
+- OEE for the whole default enterprise (6 plants, 7 days) from raw records and with the roll-up
+- OEE per machine per shift for a year of 1 to 1,000 machines: raw, roll-up, PostgreSQL (bench/kpi_year.py)
 - `leitstand demo` start-up: already installed, and from a fresh clone
 - server memory (RSS) while the simulator streams
 
@@ -27,10 +28,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from bench.kpi_year import bench_kpi_year
 from bench.server import ServerProcess, free_port
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import load_settings
 from leitstand.cli.demo import seed_demo
+from leitstand.kpi.oee import OeeService
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,30 +198,20 @@ def bench_oee(plants: int, days: float, repeats: int) -> dict[str, Any]:
         backfill_s = time.perf_counter() - started
         counts = {k: rt.events.record_count(k, "nordwerk") for k in ("samples", "states", "counts")}  # type: ignore[arg-type]
         start = end - timedelta(days=days)
+        raw = OeeService(rt.events, rt.asset_cache)  # no roll-up: everything from raw records
         timings = []
         for _ in range(repeats):
             t = time.perf_counter()
-            rows = rt.oee.compute("nordwerk", start, end).rows
+            rows = raw.compute("nordwerk", start, end).rows
             timings.append(time.perf_counter() - t)
         enterprise = next(r for r in rows if r["level"] == "enterprise")
-        sql_only = []
-        inputs = rt.oee.inputs("nordwerk", start, end)
-        from leitstand.kpi.oee import OEE_SQL
-
-        params = {
-            "tenant": "nordwerk",
-            "start": start,
-            "end": end,
-            "lookback": start - timedelta(days=7),
-            "enterprise": inputs.enterprise_id,
-            "minor_stop_s": 300.0,
-            "lookahead": end + timedelta(days=7),
-            "now": end,
-        }
+        assert rt.rollup is not None
+        rt.rollup.rollup.catch_up("nordwerk")
+        rolled = []
         for _ in range(repeats):
             t = time.perf_counter()
-            rt.events.query(OEE_SQL, params, inputs.as_tables())
-            sql_only.append(time.perf_counter() - t)
+            rt.oee.compute("nordwerk", start, end)
+            rolled.append(time.perf_counter() - t)
         rt.stop()
     return {
         "plants": plants,
@@ -229,7 +222,7 @@ def bench_oee(plants: int, days: float, repeats: int) -> dict[str, Any]:
         "backfill_records_per_s": round(sum(counts.values()) / backfill_s),
         "oee_ms_median": round(statistics.median(timings) * 1000, 1),
         "oee_ms_p90": round(sorted(timings)[int(0.9 * (len(timings) - 1))] * 1000, 1),
-        "sql_only_ms_median": round(statistics.median(sql_only) * 1000, 1),
+        "with_rollup_ms_median": round(statistics.median(rolled) * 1000, 1),
         "rows_returned": len(rows),
         "enterprise_oee": round(enterprise["oee"], 4),
     }
@@ -442,12 +435,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, 1-minute memory run, no clone.")
-    parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "access", "demo", "rss"])
+    parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "kpi_year", "access", "demo", "rss"])
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("LEITSTAND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL for the kpi_year comparison ('' to skip it)",
+    )
     parser.add_argument("--rss-minutes", type=float, default=None)
     parser.add_argument("--rss-duckdb-limit", default="64MB", help="duckdb_memory_limit of the server")
     args = parser.parse_args()
     quick = args.quick
-    only = set(args.only or ["ingest", "oee", "access", "demo", "rss"])
+    only = set(args.only or ["ingest", "oee", "kpi_year", "access", "demo", "rss"])
     results: dict[str, Any] = {"machine": machine(), "targets": {}}
     if args.only and args.out.exists():  # a partial run updates the sections it measures
         results = {**json.loads(args.out.read_text()), "machine": machine()}
@@ -473,6 +471,22 @@ def main() -> None:
         results["targets"].setdefault("oee", {})["OEE 6 plants x 7 days < 200 ms"] = (
             oee["oee_ms_median"] < 200
         )
+    if "kpi_year" in only:
+        print("OEE per machine per shift for a year: raw, roll-up, PostgreSQL …", flush=True)
+        scales = [1, 10, 100] if quick else [1, 10, 100, 1000]
+        year = bench_kpi_year(scales, args.postgres or None, pg_max=100, repeats=5)
+        results["kpi_year"] = year
+        largest = year["scales"][-1]
+        with_pg = [s for s in year["scales"] if "postgresql" in s]
+        targets = results["targets"].setdefault("kpi_year", {})
+        targets[f"{largest['machines']} machine-years per shift from raw <= 1 s"] = largest["raw_s"] <= 1.0
+        targets[f"{largest['machines']} machine-years per shift from the roll-up <= 50 ms"] = (
+            largest["rollup_query_ms"] <= 50
+        )
+        if with_pg:
+            targets[f"PostgreSQL / DuckDB raw >= 10x at {with_pg[-1]['machines']} machine-years"] = (
+                with_pg[-1]["postgresql_over_duckdb_raw"] >= 10
+            )
     if "access" in only:
         print("authentication and read scope per request …", flush=True)
         results["access"] = bench_access(calls=500 if quick else 2000)

@@ -4,18 +4,22 @@ out-of-order records, after records before its coverage, and after a change of t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from fastapi.testclient import TestClient
 
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import load_settings
 from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.records import COUNTS, STATES, RecordKind
+from leitstand.domain.time_model import OeeTimes
 from leitstand.kpi.oee import OeeService
 from leitstand.kpi.rollup import PieceRollup
+from leitstand.kpi.shifts import machine_shifts
 from leitstand.kpi.trend import trend
 from leitstand.sim.enterprise import enterprise_model
 from leitstand.sim.feed import Simulator
@@ -48,7 +52,7 @@ def services(rt: Runtime) -> tuple[OeeService, OeeService, PieceRollup]:
         "minor_stop_threshold": timedelta(seconds=settings.minor_stop_threshold_s),
     }
     rolled = OeeService(rt.events, rt.asset_cache, **options)
-    return rolled, OeeService(rt.events, rt.asset_cache, **options), PieceRollup(rolled, rt.events)
+    return rolled, OeeService(rt.events, rt.asset_cache, **options), PieceRollup(rolled)
 
 
 def close(got: object, want: object) -> bool:
@@ -83,6 +87,20 @@ def assert_rollup_is_raw(rt: Runtime, raw: OeeService) -> tuple[datetime, dateti
     stored = stored_pieces(rt, origin, watermark)
     assert len(stored) == len(expected) > 0
     for got, want in zip(stored, expected, strict=True):
+        assert close(got, want), (got, want)
+    # the sums per machine and shift are the sums of those pieces
+    sums = ", ".join(f"sum({c}) AS {c}" for c in PIECE_COLUMNS.split(", ")[4:])
+    key = "asset_id, shift, shift_date"
+    shifts = rt.events.query(
+        f"SELECT {key}, min(piece_start) AS first_start, max(piece_start) AS last_start, {sums} "
+        f"FROM expected GROUP BY {key} ORDER BY {key}",
+        tables={"expected": raw.raw_pieces(TENANT, origin, watermark)},
+    ).to_pylist()
+    kept = rt.events.query(
+        f"SELECT * EXCLUDE (tenant) FROM oee_shifts WHERE tenant = $t ORDER BY {key}", {"t": TENANT}
+    ).to_pylist()
+    assert len(kept) == len(shifts)
+    for got, want in zip(kept, shifts, strict=True):
         assert close(got, want), (got, want)
     return origin, watermark
 
@@ -254,3 +272,46 @@ def test_hours_that_still_depend_on_the_present_are_not_kept(plant) -> None:
     assert coverage[1] >= (now - timedelta(seconds=rt.settings.minor_stop_threshold_s)).replace(
         minute=0, second=0, microsecond=0
     )
+
+
+def test_shift_reports_are_the_same_from_the_rollup_and_from_raw_records(plant) -> None:
+    rt, _doc, start, end = plant
+    rolled, raw, rollup = services(rt)
+    rollup.catch_up(TENANT)
+    # a window with ragged edges, and one up to now (shifts cut by the roll-up's newest hour)
+    for lo, hi in [(start + timedelta(hours=3, minutes=20), datetime.now(UTC))]:
+        got = machine_shifts(rolled, TENANT, lo, hi, limit=10**6)[0].to_pylist()
+        want = machine_shifts(raw, TENANT, lo, hi, limit=10**6)[0].to_pylist()
+        assert len(got) == len(want) > 0
+        assert len({(r["asset_id"], r["shift"], r["shift_date"]) for r in got}) == len(got)  # one row each
+        for a, b in zip(got, want, strict=True):
+            assert close(a, b), (a, b)
+    lo, hi = start + timedelta(hours=3, minutes=20), end - timedelta(minutes=10)
+    got = machine_shifts(rolled, TENANT, lo, hi, limit=10**6)[0].to_pylist()
+    assert close(got, machine_shifts(raw, TENANT, lo, hi, limit=10**6)[0].to_pylist())
+    # the whole window: the shifts add up to the window's OEE inputs, machine by machine
+    machines = {r["id"]: r["inputs"] for r in raw.compute(TENANT, lo, hi, level="machine").rows}
+    for machine, inputs in machines.items():
+        mine = [r for r in got if r["asset_id"] == machine]
+        assert sum(r["production_s"] for r in mine) == pytest.approx(inputs["production_s"])
+        assert sum(r["good"] for r in mine) == inputs["good"]
+    # and each row's ratios are OeeTimes' ratios
+    for row in got[:200]:
+        times = OeeTimes(**{f.name: row[f.name] for f in fields(OeeTimes) if f.name in row})
+        assert close(
+            [row["oee"], row["availability"], row["performance"], row["quality"]],
+            [times.oee, times.availability, times.performance, times.quality],
+        )
+
+
+def test_the_shift_report_endpoint(client: TestClient, admin: dict) -> None:
+    answer = client.get("/api/v1/kpi/shifts?hours=48&limit=5", headers=admin).json()
+    assert answer["total"] > 5
+    assert answer["truncated"] is True
+    assert len(answer["rows"]) == 5
+    row = answer["rows"][0]
+    assert {"id", "name", "shift", "shift_date", "first_start", "oee", "inputs"} <= row.keys()
+    assert row["inputs"]["pbt_s"] == row["inputs"]["pot_s"] - row["inputs"]["planned_down_s"]
+    starts = [r["first_start"] for r in answer["rows"]]
+    assert starts == sorted(starts)  # oldest shifts first
+    assert client.get("/api/v1/kpi/shifts?limit=0", headers=admin).status_code == 422

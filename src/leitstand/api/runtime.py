@@ -116,7 +116,7 @@ class Runtime:
         rollup = None
         if settings.rollup_interval_s > 0:
             tenants = lambda: [t.id for t in metadata.tenants() if t.id != PLATFORM_TENANT]  # noqa: E731
-            rollup = RollupKeeper(PieceRollup(oee, events), tenants, settings.rollup_interval_s)
+            rollup = RollupKeeper(PieceRollup(oee), tenants, settings.rollup_interval_s)
         return cls(
             settings,
             events,

@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     max_past_s: float = Field(7 * 86400, gt=0, description="Older records are quarantined (seconds).")
     max_future_s: float = Field(600, ge=0, description="Records further ahead are quarantined (seconds).")
     state_lookback_s: float = Field(
-        7 * 86400, gt=0, description="How far before a window the KPI looks for the state it opened in."
+        7 * 86400,
+        gt=0,
+        description="How far before a window the KPI looks for the state it opened in; also the longest a "
+        "state holds without a next one.",
     )
     minor_stop_threshold_s: float = Field(
         300,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,8 +24,8 @@ from leitstand.domain.assets import Asset, AssetLevel, descendants
 from leitstand.domain.calendar import PlannedInterval, ShiftCalendar, parse_calendar
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, StateMapping, TimeCategory
-from leitstand.store.asset_cache import AssetCache
-from leitstand.store.interfaces import PIECE_COLUMNS, EventStore
+from leitstand.store.asset_cache import AssetCache, TenantModel
+from leitstand.store.interfaces import PIECE_COLUMNS, PIECES_SCHEMA, EventStore
 
 _SQL = Path(__file__).parent
 SPANS_SQL = (_SQL / "spans.sql").read_text()
@@ -118,7 +118,7 @@ class OeeService:
         minor_stop_threshold: timedelta = timedelta(minutes=5),
         max_window: timedelta = timedelta(days=400),
     ) -> None:
-        self._events = events
+        self.events = events
         categories = state_categories or DEFAULT_STATE_CATEGORIES
         self._base_categories = {state: TimeCategory(c) for state, c in categories.items()}
         self.state_lookback = state_lookback
@@ -128,9 +128,18 @@ class OeeService:
         self.assets = asset_cache.assets
         self.model = asset_cache.model
         self.rollup: PieceSource | None = None  # set by kpi.rollup.PieceRollup
+        self._dimensions: dict[str, tuple[TenantModel, OeeInputs]] = {}
 
     def inputs(self, tenant: str, start: datetime, end: datetime) -> OeeInputs:
         """The dimension tables for one tenant, with the planned pieces of [start, end)."""
+        model = self.model(tenant)
+        cached = self._dimensions.get(tenant)
+        if cached is None or cached[0] is not model:  # built once per asset model
+            cached = (model, self._build_dimensions(tenant))
+            self._dimensions[tenant] = cached
+        return replace(cached[1], planned=self.planned(tenant, start, end))
+
+    def _build_dimensions(self, tenant: str) -> OeeInputs:
         assets = self.assets(tenant)
         by_id = {a.id: a for a in assets}
         enterprise = next((a.id for a in assets if a.level is AssetLevel.ENTERPRISE), tenant)
@@ -175,7 +184,7 @@ class OeeService:
         return OeeInputs(
             enterprise_id=enterprise,
             machines=machines,
-            planned=self.planned(tenant, start, end),
+            planned=_PLANNED_SCHEMA.empty_table(),
             ideal_cycle=pa.table(
                 cycles,
                 schema=pa.schema(
@@ -264,12 +273,14 @@ class OeeService:
         if keep is not None:
             table = table.filter(pc.is_in(table["asset_id"], value_set=pa.array(sorted(keep), pa.string())))
         tables = {**inputs.as_tables(), "machines": table, **(extra_tables or {})}
-        return self._events.query(sql, {**self.params(tenant, start, end), **params}, tables)
+        return self.events.query(sql, {**self.params(tenant, start, end), **params}, tables)
 
     def raw_pieces(
         self, tenant: str, start: datetime, end: datetime, machines: Iterable[str] | None = None
     ) -> pa.Table:
         """The pieces of [start, end) computed from raw records (the roll-up keeps these)."""
+        if end <= start:
+            return PIECES_SCHEMA.empty_table()
         return self.scoped_query(
             PIECES_SQL,
             tenant,
@@ -278,7 +289,7 @@ class OeeService:
             None,
             machines=machines,
             minor_stop_s=self.minor_stop_threshold.total_seconds(),
-        )
+        ).cast(PIECES_SCHEMA)
 
     def measure(
         self,
@@ -302,7 +313,7 @@ class OeeService:
             raw = pa.concat_tables(parts) if parts else self.raw_pieces(tenant, start, start)
             params = {"tenant": tenant, "roll_lo": lo, "roll_hi": hi}
         inputs = self.inputs(tenant, start, start)
-        return self._events.query(
+        return self.events.query(
             levels_sql(by_shift, covered is not None),
             {"enterprise": inputs.enterprise_id, **params},
             {"raw_pieces": raw, "machines": inputs.machines, "buckets": buckets.cast(BUCKETS_SCHEMA)},

@@ -34,7 +34,6 @@ from leitstand.domain.assets import AssetLevel
 from leitstand.domain.records import RecordKind
 from leitstand.kpi.oee import HOUR, OeeService
 from leitstand.store.asset_cache import TenantModel
-from leitstand.store.interfaces import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +70,11 @@ class PieceRollup:
     def __init__(
         self,
         oee: OeeService,
-        events: EventStore,
         chunk: timedelta = timedelta(days=1),
         query_catch_up: timedelta = timedelta(hours=6),
     ) -> None:
         self._oee = oee
-        self._events = events
+        self._events = oee.events
         self._chunk = chunk
         self._query_catch_up = query_catch_up
         self._locks: dict[str, threading.Lock] = {}

@@ -29,11 +29,29 @@ REJECTS_SCHEMA = pa.schema(
 
 
 # The OEE roll-up's grain (kpi/pieces.sql): a machine's additive time-model inputs in one planned piece
-PIECE_COLUMNS = (
-    "asset_id, piece_start, shift, shift_date, pot_s, planned_down_s, production_s, setup_s, delay_s, "
-    "down_s, unmapped_state_s, minor_stop_s, failures, produced, good, scrap, ideal_s, good_ideal_s, "
-    "units_without_ideal_cycle"
+PIECES_SCHEMA = pa.schema(
+    [
+        ("asset_id", pa.string()),
+        ("piece_start", pa.timestamp("us", tz="UTC")),
+        ("shift", pa.string()),
+        ("shift_date", pa.date32()),
+        *[
+            (name, pa.float64())
+            for name in (
+                *("pot_s", "planned_down_s", "production_s", "setup_s", "delay_s", "down_s"),
+                *("unmapped_state_s", "minor_stop_s"),
+            )
+        ],
+        ("failures", pa.int64()),
+        ("produced", pa.int64()),
+        ("good", pa.int64()),
+        ("scrap", pa.int64()),
+        ("ideal_s", pa.float64()),
+        ("good_ideal_s", pa.float64()),
+        ("units_without_ideal_cycle", pa.int64()),
+    ]
 )
+PIECE_COLUMNS = ", ".join(PIECES_SCHEMA.names)
 
 
 @dataclass(frozen=True, slots=True)

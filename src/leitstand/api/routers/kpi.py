@@ -17,6 +17,8 @@ from leitstand.domain.assets import AssetLevel
 from leitstand.kpi.bottleneck import bottlenecks
 from leitstand.kpi.oee import KpiAnswer
 from leitstand.kpi.productivity import DEFAULT_TARGET, productivity
+from leitstand.kpi.shifts import machine_shifts
+from leitstand.kpi.shifts import rows as shift_rows
 from leitstand.kpi.trend import Bucket, trend
 
 
@@ -140,6 +142,30 @@ def trend_endpoint(
             for (a, b), label in zip(answer.buckets, answer.labels, strict=True)
         ],
         "series": answer.series,
+    }
+
+
+@router.get("/shifts")
+def shifts_endpoint(
+    start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24 * 7, ge=0.001, le=24 * 400, description="Window length without start."),
+    limit: int = Query(10_000, ge=1, le=100_000, description="At most this many rows, oldest shifts first."),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """The shift report: OEE, availability, performance and quality per machine and shift worked in the
+    window (shifts of the plants' calendars, by local date), each row with the times and quantities it
+    comes from. Shifts cut by the window count only their part inside it."""
+    lo, hi = rt.oee.window(*window(start, end, hours))
+    table, total = machine_shifts(rt.oee, scope.tenant, lo, hi, scope.within, limit=limit)
+    names = {a.id: a.name for a in rt.oee.assets(scope.tenant)}
+    return {
+        "source": scope.source(),
+        "window": {"start": lo.isoformat(), "end": hi.isoformat()},
+        "total": total,
+        "truncated": total > table.num_rows,
+        "rows": list(shift_rows(table, names, limit)),
     }
 
 

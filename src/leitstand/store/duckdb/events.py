@@ -46,13 +46,21 @@ CREATE TABLE IF NOT EXISTS rejects (
     outcome VARCHAR NOT NULL, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL, record VARCHAR
 );
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
--- the OEE roll-up (kpi/rollup.py): the rows of kpi/pieces.sql for whole hours in [origin, watermark)
+-- the OEE roll-up (kpi/rollup.py): the rows of kpi/pieces.sql for whole hours in [origin, watermark),
+-- and their sums per machine and shift (first and last piece, then the same sums)
 CREATE TABLE IF NOT EXISTS oee_pieces (
     tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, piece_start TIMESTAMP NOT NULL,
     shift VARCHAR, shift_date DATE, pot_s DOUBLE, planned_down_s DOUBLE, production_s DOUBLE,
     setup_s DOUBLE, delay_s DOUBLE, down_s DOUBLE, unmapped_state_s DOUBLE, minor_stop_s DOUBLE,
     failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, ideal_s DOUBLE, good_ideal_s DOUBLE,
     units_without_ideal_cycle BIGINT
+);
+CREATE TABLE IF NOT EXISTS oee_shifts (
+    tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, shift VARCHAR, shift_date DATE,
+    first_start TIMESTAMP NOT NULL, last_start TIMESTAMP NOT NULL, pot_s DOUBLE, planned_down_s DOUBLE,
+    production_s DOUBLE, setup_s DOUBLE, delay_s DOUBLE, down_s DOUBLE, unmapped_state_s DOUBLE,
+    minor_stop_s DOUBLE, failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, ideal_s DOUBLE,
+    good_ideal_s DOUBLE, units_without_ideal_cycle BIGINT
 );
 CREATE TABLE IF NOT EXISTS rollup_coverage (
     tenant VARCHAR NOT NULL, origin TIMESTAMP NOT NULL, watermark TIMESTAMP NOT NULL,
@@ -164,27 +172,29 @@ class DuckDBEventStore:
         machines: Sequence[str] | None = None,
         clear_dirty_upto: int | None = None,
     ) -> None:
-        """In one transaction: replace the roll-up's pieces in [lo, hi) (of `machines`, or all), set the
-        coverage, and drop the dirty marks up to an id (or all of them, with a new fingerprint)."""
+        """In one transaction: replace the roll-up's pieces in [lo, hi) (of `machines`, or all) and the
+        shift sums they are part of, set the coverage, and drop the dirty marks up to an id. With a new
+        fingerprint, all other pieces and shift sums go."""
         origin, watermark, fingerprint = coverage
+        params = {"t": tenant, "lo": _naive(lo), "hi": _naive(hi)}
+        mine = "" if machines is None else "AND asset_id IN (SELECT asset_id FROM rollup_machines)"
+        in_range = f"tenant = $t AND piece_start >= $lo AND piece_start < $hi {mine}"
         with self._write_lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                params = {"t": tenant, "lo": _naive(lo), "hi": _naive(hi)}
-                in_range = "tenant = $t AND piece_start >= $lo AND piece_start < $hi"
-                if machines is None:
-                    con.execute(
-                        f"DELETE FROM oee_pieces WHERE {in_range}",
-                        params,
-                    )
-                else:
-                    con.register("rollup_machines", pa.table({"asset_id": pa.array(machines, pa.string())}))
-                    con.execute(
-                        f"DELETE FROM oee_pieces WHERE {in_range} "
-                        "AND asset_id IN (SELECT asset_id FROM rollup_machines)",
-                        params,
-                    )
+                con.register("rollup_machines", pa.table({"asset_id": pa.array(machines or [], pa.string())}))
+                if self._coverage_fingerprint(con, tenant) != fingerprint:  # rebuilt from the records
+                    con.execute("DELETE FROM oee_pieces WHERE tenant = $t", {"t": tenant})
+                    con.execute("DELETE FROM oee_shifts WHERE tenant = $t", {"t": tenant})
+                # the shifts whose sums change: those of the pieces replaced (their keys are the same
+                # as the new pieces', since planned time changes only with the fingerprint)
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE touched_shifts AS "
+                    f"SELECT DISTINCT asset_id, shift, shift_date FROM oee_pieces WHERE {in_range}",
+                    params,
+                )
+                con.execute(f"DELETE FROM oee_pieces WHERE {in_range}", params)
                 if pieces.num_rows:
                     con.register("incoming_pieces", _naive_utc(pieces))
                     con.execute(
@@ -192,7 +202,13 @@ class DuckDBEventStore:
                         "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi",
                         params,
                     )
-                previous = self._coverage_fingerprint(con, tenant)
+                    con.execute(
+                        "INSERT INTO touched_shifts SELECT DISTINCT asset_id, shift, shift_date "
+                        "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi "
+                        "EXCEPT SELECT * FROM touched_shifts",
+                        {"lo": params["lo"], "hi": params["hi"]},
+                    )
+                self._resum_shifts(con, params)
                 con.execute("DELETE FROM rollup_coverage WHERE tenant = $t", {"t": tenant})
                 con.execute(
                     "INSERT INTO rollup_coverage VALUES ($t, $origin, $watermark, $fp)",
@@ -203,11 +219,6 @@ class DuckDBEventStore:
                         "fp": fingerprint,
                     },
                 )
-                if previous != fingerprint:  # rebuilt from the records: other pieces are moot
-                    con.execute(
-                        f"DELETE FROM oee_pieces WHERE tenant = $t AND NOT ({in_range})",
-                        params,
-                    )
                 if clear_dirty_upto is not None:
                     con.execute(
                         "DELETE FROM rollup_dirty WHERE tenant = $t AND id <= $id",
@@ -220,6 +231,26 @@ class DuckDBEventStore:
             finally:
                 con.unregister("rollup_machines")
                 con.unregister("incoming_pieces")
+
+    @staticmethod
+    def _resum_shifts(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
+        """Sum the pieces of each touched shift again. A shift's pieces lie within a day of the
+        replaced range (no shift is longer), which lets the scan skip the rest of the table."""
+        matches = (
+            "EXISTS (SELECT 1 FROM touched_shifts k WHERE k.asset_id = {t}.asset_id AND k.shift = {t}.shift "
+            "AND k.shift_date = {t}.shift_date)"
+        )
+        con.execute(
+            f"DELETE FROM oee_shifts s WHERE s.tenant = $t AND {matches.format(t='s')}", {"t": params["t"]}
+        )
+        sums = ", ".join(f"sum({c})" for c in PIECE_COLUMNS.split(", ")[4:])
+        con.execute(
+            f"INSERT INTO oee_shifts SELECT $t, asset_id, shift, shift_date, min(piece_start), "
+            f"max(piece_start), {sums} FROM oee_pieces p WHERE tenant = $t "
+            "AND piece_start >= $lo - INTERVAL 2 DAY AND piece_start < $hi + INTERVAL 2 DAY "
+            f"AND {matches.format(t='p')} GROUP BY asset_id, shift, shift_date",
+            params,
+        )
 
     @staticmethod
     def _coverage_fingerprint(con: duckdb.DuckDBPyConnection, tenant: str) -> str | None:
