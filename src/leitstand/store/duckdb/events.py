@@ -13,7 +13,8 @@ not bundled); Arrow results come back tagged as UTC.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,24 +109,30 @@ class DuckDBEventStore:
 
     def write(self, batches: Sequence[WriteBatch]) -> list[int]:
         added: list[int] = []
+        with self._transaction("incoming", "incoming_rejects") as con:
+            for batch in batches:
+                added.append(self._insert(con, batch))
+                if batch.rejects is not None and batch.rejects.num_rows:
+                    con.register("incoming_rejects", _naive_utc(batch.rejects.cast(REJECTS_SCHEMA)))
+                    con.execute("INSERT INTO rejects SELECT * FROM incoming_rejects")
+        return added
+
+    @contextmanager
+    def _transaction(self, *views: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writer's connection in one transaction; the Arrow `views` it registers are dropped after
+        (only outside a failed transaction can they be)."""
         with self._write_lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                for batch in batches:
-                    added.append(self._insert(con, batch))
-                    if batch.rejects is not None and batch.rejects.num_rows:
-                        con.register("incoming_rejects", _naive_utc(batch.rejects.cast(REJECTS_SCHEMA)))
-                        con.execute("INSERT INTO rejects SELECT * FROM incoming_rejects")
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             finally:
-                # views over Arrow data are dropped only outside a failed transaction
-                con.unregister("incoming")
-                con.unregister("incoming_rejects")
-        return added
+                for view in views:
+                    con.unregister(view)
 
     def _insert(self, con: duckdb.DuckDBPyConnection, batch: WriteBatch) -> int:
         table = batch.records
@@ -179,58 +186,48 @@ class DuckDBEventStore:
         params = {"t": tenant, "lo": _naive(lo), "hi": _naive(hi)}
         mine = "" if machines is None else "AND asset_id IN (SELECT asset_id FROM rollup_machines)"
         in_range = f"tenant = $t AND piece_start >= $lo AND piece_start < $hi {mine}"
-        with self._write_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("rollup_machines", pa.table({"asset_id": pa.array(machines or [], pa.string())}))
-                if self._coverage_fingerprint(con, tenant) != fingerprint:  # rebuilt from the records
-                    con.execute("DELETE FROM oee_pieces WHERE tenant = $t", {"t": tenant})
-                    con.execute("DELETE FROM oee_shifts WHERE tenant = $t", {"t": tenant})
-                # the shifts whose sums change: those of the pieces replaced (their keys are the same
-                # as the new pieces', since planned time changes only with the fingerprint)
+        with self._transaction("rollup_machines", "incoming_pieces") as con:
+            con.register("rollup_machines", pa.table({"asset_id": pa.array(machines or [], pa.string())}))
+            if self._coverage_fingerprint(con, tenant) != fingerprint:  # rebuilt from the records
+                con.execute("DELETE FROM oee_pieces WHERE tenant = $t", {"t": tenant})
+                con.execute("DELETE FROM oee_shifts WHERE tenant = $t", {"t": tenant})
+            # the shifts whose sums change: those of the pieces replaced (their keys are the same
+            # as the new pieces', since planned time changes only with the fingerprint)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE touched_shifts AS "
+                f"SELECT DISTINCT asset_id, shift, shift_date FROM oee_pieces WHERE {in_range}",
+                params,
+            )
+            con.execute(f"DELETE FROM oee_pieces WHERE {in_range}", params)
+            if pieces.num_rows:
+                con.register("incoming_pieces", _naive_utc(pieces))
                 con.execute(
-                    "CREATE OR REPLACE TEMP TABLE touched_shifts AS "
-                    f"SELECT DISTINCT asset_id, shift, shift_date FROM oee_pieces WHERE {in_range}",
+                    f"INSERT INTO oee_pieces (tenant, {PIECE_COLUMNS}) SELECT $t, {PIECE_COLUMNS} "
+                    "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi",
                     params,
                 )
-                con.execute(f"DELETE FROM oee_pieces WHERE {in_range}", params)
-                if pieces.num_rows:
-                    con.register("incoming_pieces", _naive_utc(pieces))
-                    con.execute(
-                        f"INSERT INTO oee_pieces (tenant, {PIECE_COLUMNS}) SELECT $t, {PIECE_COLUMNS} "
-                        "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi",
-                        params,
-                    )
-                    con.execute(
-                        "INSERT INTO touched_shifts SELECT DISTINCT asset_id, shift, shift_date "
-                        "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi "
-                        "EXCEPT SELECT * FROM touched_shifts",
-                        {"lo": params["lo"], "hi": params["hi"]},
-                    )
-                self._resum_shifts(con, params)
-                con.execute("DELETE FROM rollup_coverage WHERE tenant = $t", {"t": tenant})
                 con.execute(
-                    "INSERT INTO rollup_coverage VALUES ($t, $origin, $watermark, $fp)",
-                    {
-                        "t": tenant,
-                        "origin": _naive(origin),
-                        "watermark": _naive(watermark),
-                        "fp": fingerprint,
-                    },
+                    "INSERT INTO touched_shifts SELECT DISTINCT asset_id, shift, shift_date "
+                    "FROM incoming_pieces WHERE piece_start >= $lo AND piece_start < $hi "
+                    "EXCEPT SELECT * FROM touched_shifts",
+                    {"lo": params["lo"], "hi": params["hi"]},
                 )
-                if clear_dirty_upto is not None:
-                    con.execute(
-                        "DELETE FROM rollup_dirty WHERE tenant = $t AND id <= $id",
-                        {"t": tenant, "id": clear_dirty_upto},
-                    )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.unregister("rollup_machines")
-                con.unregister("incoming_pieces")
+            self._resum_shifts(con, params)
+            con.execute("DELETE FROM rollup_coverage WHERE tenant = $t", {"t": tenant})
+            con.execute(
+                "INSERT INTO rollup_coverage VALUES ($t, $origin, $watermark, $fp)",
+                {
+                    "t": tenant,
+                    "origin": _naive(origin),
+                    "watermark": _naive(watermark),
+                    "fp": fingerprint,
+                },
+            )
+            if clear_dirty_upto is not None:
+                con.execute(
+                    "DELETE FROM rollup_dirty WHERE tenant = $t AND id <= $id",
+                    {"t": tenant, "id": clear_dirty_upto},
+                )
 
     @staticmethod
     def _resum_shifts(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
