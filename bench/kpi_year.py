@@ -112,7 +112,7 @@ def generate(events: DuckDBEventStore, machine_ids: list[str]) -> dict[str, int]
     )
     con.execute(
         f"""
-        INSERT INTO counts
+        INSERT INTO counts (tenant, asset_id, ts, product_id, produced, scrap)
         SELECT '{TENANT}', m.asset_id, $start + to_microseconds((i + 1) * {count_gap_us}), NULL,
                (900 + hash(m.k, i) % 200)::BIGINT, (hash(i, m.k, 3) % 20)::BIGINT
         FROM range({days * COUNTS_PER_DAY}) t(i) CROSS JOIN bench_machines m

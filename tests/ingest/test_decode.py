@@ -118,7 +118,15 @@ def test_optional_json_fields_get_their_defaults() -> None:
     states = decode([{"asset_id": "m1", "ts": EPOCH_MS, "state": "RUNNING"}], STATES)
     assert rows(decode([sample()]))[0]["quality"] == "GOOD"
     assert rows(counts) == [
-        {"tenant": None, "asset_id": "m1", "ts": T, "product_id": None, "produced": 4, "scrap": 0}
+        {
+            "tenant": None,
+            "asset_id": "m1",
+            "ts": T,
+            "product_id": None,
+            "produced": 4,
+            "scrap": 0,
+            "rework": 0,
+        }
     ]
     assert rows(states) == [{"tenant": None, "asset_id": "m1", "ts": T, "state": "RUNNING", "reason": None}]
 
@@ -314,7 +322,8 @@ _RECORDS = {
         {"asset_id": _TEXT, "ts": _TS, "state": _TEXT}, optional={"reason": _TEXT, "tenant": _TEXT}
     ),
     COUNTS: st.fixed_dictionaries(
-        {"asset_id": _TEXT, "ts": _TS, "produced": _INT64}, optional={"scrap": _INT64, "product_id": _TEXT}
+        {"asset_id": _TEXT, "ts": _TS, "produced": _INT64},
+        optional={"scrap": _INT64, "rework": _INT64, "product_id": _TEXT},
     ),
 }
 _BATCHES = st.sampled_from(list(_RECORDS)).flatmap(
@@ -339,7 +348,7 @@ def test_valid_json_records_decode_to_exactly_their_rows(
         ts = record["ts"]
         if epoch_ms:  # milliseconds carry no microseconds
             ts = ts.replace(microsecond=ts.microsecond // 1000 * 1000)
-        defaults = {"quality": "GOOD", "scrap": 0}
+        defaults = {"quality": "GOOD", "scrap": 0, "rework": 0}
         return {name: defaults.get(name) for name in spec.columns} | record | {"ts": ts}
 
     decoded = decode_json(orjson.dumps([sent(r) for r in records]), spec)

@@ -85,6 +85,7 @@ def unstorable(n: int) -> Decoded:
             "product_id": pa.nulls(n, pa.string()),
             "produced": [1] * n,
             "scrap": pa.nulls(n, pa.int64()),
+            "rework": pa.nulls(n, pa.int64()),
         },
         schema=COUNTS.schema,
     )

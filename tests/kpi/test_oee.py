@@ -90,7 +90,10 @@ def write_states(events: DuckDBEventStore, rows: list[tuple[str, datetime, str]]
 
 
 def write_counts(
-    events: DuckDBEventStore, rows: list[tuple[str, datetime, int, int]], product: str | None = None
+    events: DuckDBEventStore,
+    rows: list[tuple[str, datetime, int, int]],
+    product: str | None = None,
+    rework: list[int] | None = None,
 ) -> None:
     table = pa.table(
         {
@@ -100,6 +103,7 @@ def write_counts(
             "product_id": [product] * len(rows),
             "produced": [r[2] for r in rows],
             "scrap": [r[3] for r in rows],
+            "rework": rework or [0] * len(rows),
         },
         schema=COUNTS.schema,
     )
@@ -187,6 +191,20 @@ def test_units_without_any_ideal_cycle_time_are_counted_visibly_and_earn_no_idea
     m9 = row(oee.compute("acme", at(0), at(60)).rows, "machine", "m9")
     assert m9["inputs"]["units_without_ideal_cycle"] == 70
     assert (m9["inputs"]["produced"], m9["inputs"]["ideal_s"], m9["performance"]) == (70, 0, 0)
+
+
+def test_rework_is_neither_good_nor_scrap_and_costs_quality(stores) -> None:
+    events, oee = stores
+    write_states(events, [("m1", at(0), "RUNNING")])
+    write_counts(events, [("m1", at(10), 100, 5), ("m1", at(20), 100, 5)], rework=[10, 0])
+    m1 = row(oee.compute("acme", at(0), at(60)).rows, "machine", "m1")
+    inputs, kpis = m1["inputs"], m1["kpis"]
+    assert (inputs["produced"], inputs["good"], inputs["scrap"], inputs["rework"]) == (200, 180, 10, 10)
+    assert kpis["quality_ratio"] == kpis["first_pass_yield"] == pytest.approx(0.9)
+    assert kpis["scrap_ratio"] == pytest.approx(0.05)
+    assert kpis["rework_ratio"] == pytest.approx(0.05)
+    assert m1["quality"] == pytest.approx(0.9)  # ideal-time weighted, one cycle time: GQ / PQ
+    assert m1["losses"]["quality_loss_s"] == pytest.approx(20.0)  # 10 scrapped + 10 reworked units × 1 s
 
 
 def test_a_window_reaching_into_the_future_ends_now(kpi_stores) -> None:

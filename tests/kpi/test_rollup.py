@@ -165,6 +165,7 @@ def counts(rows: list[tuple[str, datetime, int, int]]) -> WriteBatch:
                 "product_id": pa.array([None] * len(rows), pa.string()),
                 "produced": pa.array([r[2] for r in rows], pa.int64()),
                 "scrap": pa.array([r[3] for r in rows], pa.int64()),
+                "rework": pa.array([0] * len(rows), pa.int64()),
             },
             schema=COUNTS.schema,
         ),

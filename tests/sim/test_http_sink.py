@@ -85,6 +85,7 @@ COUNTS_BATCH = pa.Table.from_pylist(
             "product_id": "p01-sedan",
             "produced": 11,
             "scrap": 1,
+            "rework": 0,
         },
         {
             "tenant": None,
@@ -93,6 +94,7 @@ COUNTS_BATCH = pa.Table.from_pylist(
             "product_id": "p01-sedan",
             "produced": 12,
             "scrap": 0,
+            "rework": 0,
         },
     ],
     schema=COUNTS.schema,

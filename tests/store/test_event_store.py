@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -163,3 +164,26 @@ def test_the_first_record_with_a_key_wins_whole_including_its_empty_fields(store
     ]
     store.write([WriteBatch(RecordKind.STATES, pa.Table.from_pylist(rows, schema=STATES.schema))])
     assert store.query("SELECT state, reason FROM states").to_pylist() == [{"state": "DOWN", "reason": None}]
+
+
+def test_an_event_store_of_an_earlier_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Version 1 had no roll-up and counts without rework: records stay, rework is 0, the roll-up's
+    tables are made anew (it is built again from the records)."""
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE counts (tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, "
+        "product_id VARCHAR, produced BIGINT NOT NULL, scrap BIGINT NOT NULL);"
+        "INSERT INTO counts VALUES ('acme', 'm1', TIMESTAMP '2026-11-20 06:00:00', NULL, 10, 1);"
+        "CREATE TABLE oee_pieces (tenant VARCHAR, asset_id VARCHAR);"  # an earlier roll-up's shape
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);"
+    )
+    con.close()
+    store = DuckDBEventStore(path)
+    try:
+        counts = store.query("SELECT produced, scrap, rework FROM counts").to_pylist()
+        assert counts == [{"produced": 10, "scrap": 1, "rework": 0}]
+        assert "rework" in store.query("SELECT * FROM oee_pieces LIMIT 0").column_names
+        assert store.query("SELECT max(version) AS v FROM schema_version")["v"][0].as_py() == 3
+    finally:
+        store.close()

@@ -85,6 +85,7 @@ COUNTS = RecordSpec(
             ("product_id", pa.string()),
             ("produced", pa.int64()),
             ("scrap", pa.int64()),
+            ("rework", pa.int64()),  # units to be reworked: neither good nor scrap (ISO 22400 RQ)
         ]
     ),
     required=("asset_id", "ts", "produced"),

@@ -148,7 +148,8 @@ class OeeTimes:
     unknown_s: float = 0.0
     calendar_s: float = 0.0  # all time of the window (per machine, summed), planned or not
     produced: int = 0
-    good: int = 0
+    good: int = 0  # right the first time: produced − scrap − rework
+    rework: int = 0
     failures: int = 0  # entries into a down state that begin inside planned time within the window
 
     @property
@@ -187,8 +188,9 @@ class OeeTimes:
             "technical_efficiency": _ratio(self.production_s, self.production_s + self.delay_s + self.down_s),
             "setup_rate": _ratio(self.setup_s, self.production_s + self.setup_s),  # AUST / AUPT
             "throughput_per_h": _ratio(3600.0 * self.produced, self.production_s),  # PQ / APT
-            "scrap_ratio": _ratio(self.produced - self.good, self.produced),
-            "first_pass_yield": _ratio(self.good, self.produced),  # no rework data yet: equals quality
+            "scrap_ratio": _ratio(self.produced - self.good - self.rework, self.produced),  # SQ / PQ
+            "rework_ratio": _ratio(self.rework, self.produced),  # RQ / PQ
+            "first_pass_yield": _ratio(self.good, self.produced),  # good the first time / PQ
             "mtbf_s": _ratio(self.production_s, self.failures),  # APT / failures
             "mttr_s": _ratio(self.down_s, self.failures),  # down time / failures
         }

@@ -13,7 +13,7 @@ from leitstand.domain.records import RecordSpec
 from leitstand.ingest.sink import RecordError
 
 # Optional fields a source may leave out, and what they mean when it does.
-DEFAULTS: dict[str, object] = {"quality": "GOOD", "scrap": 0}
+DEFAULTS: dict[str, object] = {"quality": "GOOD", "scrap": 0, "rework": 0}
 
 
 @dataclass(frozen=True, slots=True)

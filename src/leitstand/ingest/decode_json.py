@@ -18,7 +18,7 @@ from leitstand.ingest.sink import RecordError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NUMERIC = {"value": "float", "produced": "int", "scrap": "int"}
+_NUMERIC = {"value": "float", "produced": "int", "scrap": "int", "rework": "int"}
 
 
 class _RecordInvalid(Exception):

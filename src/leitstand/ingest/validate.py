@@ -116,12 +116,17 @@ def run_checks(
             f"state must be a non-empty code of at most {MAX_STATE_LENGTH} characters",
         )
     elif kind is RecordKind.COUNTS:
-        produced, scrap = table["produced"], pc.fill_null(table["scrap"], 0)
+        produced = table["produced"]
+        scrap, rework = pc.fill_null(table["scrap"], 0), pc.fill_null(table["rework"], 0)
         add(
             "invalid_count",
             "dead_letter",
-            pc.or_(pc.or_(pc.less(produced, 0), pc.less(scrap, 0)), pc.greater(scrap, produced)),
-            "counts need 0 <= scrap <= produced (produced includes scrap)",
+            pc.or_(
+                pc.or_(pc.less(produced, 0), pc.or_(pc.less(scrap, 0), pc.less(rework, 0))),
+                pc.greater(pc.add(scrap, rework), produced),
+            ),
+            "counts need scrap >= 0, rework >= 0 and scrap + rework <= produced (produced includes both;"
+            " a counter that went back is not an increment: send the units since the last count)",
         )
     ts = table["ts"]
     oldest, newest = now - policy.max_past, now + policy.max_future

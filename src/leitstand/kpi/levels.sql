@@ -8,6 +8,7 @@ per_bucket AS (
            sum(setup_s) AS setup_s, sum(delay_s) AS delay_s, sum(down_s) AS down_s,
            sum(unmapped_state_s) AS unmapped_state_s, sum(minor_stop_s) AS minor_stop_s,
            sum(failures) AS failures, sum(produced) AS produced, sum(good) AS good, sum(scrap) AS scrap,
+           sum(rework) AS rework,
            sum(ideal_s) AS ideal_s, sum(good_ideal_s) AS good_ideal_s,
            sum(units_without_ideal_cycle) AS units_without_ideal_cycle
     FROM bucketed
@@ -32,6 +33,7 @@ per_machine AS (
            coalesce(t.produced, 0) AS produced,
            coalesce(t.good, 0) AS good,
            coalesce(t.scrap, 0) AS scrap,
+           coalesce(t.rework, 0) AS rework,
            coalesce(t.ideal_s, 0) AS ideal_s,
            coalesce(t.good_ideal_s, 0) AS good_ideal_s,
            coalesce(t.units_without_ideal_cycle, 0) AS units_without_ideal_cycle
@@ -59,6 +61,7 @@ rolled AS (
            sum(minor_stop_s) AS minor_stop_s, sum(failures)::BIGINT AS failures,
            sum(calendar_s) AS calendar_s,
            sum(produced)::BIGINT AS produced, sum(good)::BIGINT AS good, sum(scrap)::BIGINT AS scrap,
+           sum(rework)::BIGINT AS rework,
            sum(ideal_s) AS ideal_s, sum(good_ideal_s) AS good_ideal_s,
            sum(units_without_ideal_cycle)::BIGINT AS units_without_ideal_cycle
     FROM per_machine

@@ -395,6 +395,7 @@ _INPUTS = (
     "produced",
     "good",
     "scrap",
+    "rework",
     "ideal_s",
     "good_ideal_s",
     "units_without_ideal_cycle",

@@ -28,7 +28,7 @@ piece_times AS (
 piece_counts AS (
     -- units per machine, piece and product in planned time, summed before ideal cycle times are joined
     SELECT c.asset_id, p.start_ts AS piece_start, c.product_id, sum(c.produced) AS produced,
-           sum(c.scrap) AS scrap
+           sum(c.scrap) AS scrap, sum(c.rework) AS rework
     FROM counts c
     JOIN machines m USING (asset_id)
     -- a count at exactly a piece's end closes that piece (counts cover (start, end])
@@ -40,10 +40,12 @@ piece_counts AS (
 piece_quantities AS (
     SELECT k.asset_id, k.piece_start,
            sum(k.produced) AS produced,
-           sum(k.produced - k.scrap) AS good,
+           -- good: right the first time (rework is a quality loss until the unit passes again)
+           sum(k.produced - k.scrap - k.rework) AS good,
            sum(k.scrap) AS scrap,
+           sum(k.rework) AS rework,
            sum(k.produced * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS ideal_s,
-           sum((k.produced - k.scrap) * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS good_ideal_s,
+           sum((k.produced - k.scrap - k.rework) * coalesce(ic.ideal_cycle_s, m.ideal_cycle_s)) AS good_ideal_s,
            sum(CASE WHEN coalesce(ic.ideal_cycle_s, m.ideal_cycle_s) IS NULL THEN k.produced ELSE 0 END)
                AS units_without_ideal_cycle
     FROM piece_counts k
@@ -66,6 +68,7 @@ machine_pieces AS (
            coalesce(q.produced, 0)::BIGINT AS produced,
            coalesce(q.good, 0)::BIGINT AS good,
            coalesce(q.scrap, 0)::BIGINT AS scrap,
+           coalesce(q.rework, 0)::BIGINT AS rework,
            coalesce(q.ideal_s, 0) AS ideal_s,
            coalesce(q.good_ideal_s, 0) AS good_ideal_s,
            coalesce(q.units_without_ideal_cycle, 0)::BIGINT AS units_without_ideal_cycle

@@ -28,7 +28,7 @@ def _ratio(numerator: str, denominator: str) -> str:
     return f"CASE WHEN {denominator} > 0 THEN {numerator} / ({denominator}) END"
 
 
-_COUNTS = {"failures", "produced", "good", "scrap", "units_without_ideal_cycle"}
+_COUNTS = {"failures", "produced", "good", "scrap", "rework", "units_without_ideal_cycle"}
 # a shift lasts less than this, so the pieces of a shift cut by an edge lie this close to it
 _LONGEST_SHIFT = "INTERVAL 2 DAY"
 

@@ -61,6 +61,7 @@ def counts_table(assets: Vocabulary, products: Vocabulary, counts: CountArrays) 
             products.take(counts.product),
             pa.array(counts.produced, type=pa.int64()),
             pa.array(counts.scrap, type=pa.int64()),
+            pa.repeat(pa.scalar(0, pa.int64()), len(counts)),  # the simulator reworks nothing
         ],
         schema=COUNTS.schema,
     )

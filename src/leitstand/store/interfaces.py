@@ -46,6 +46,7 @@ PIECES_SCHEMA = pa.schema(
         ("produced", pa.int64()),
         ("good", pa.int64()),
         ("scrap", pa.int64()),
+        ("rework", pa.int64()),
         ("ideal_s", pa.float64()),
         ("good_ideal_s", pa.float64()),
         ("units_without_ideal_cycle", pa.int64()),

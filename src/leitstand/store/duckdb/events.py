@@ -27,7 +27,9 @@ import pyarrow.compute as pc
 from leitstand.domain.records import SPECS, RecordKind
 from leitstand.store.interfaces import PIECE_COLUMNS, REJECTS_SCHEMA, WriteBatch
 
-SCHEMA_VERSION = 2  # 2: the OEE roll-up (its tables are created empty and filled from the records)
+# 2: the OEE roll-up; 3: rework in counts and in the roll-up. The roll-up is derived from the records,
+# so an upgrade drops it and it is built again in the new shape.
+SCHEMA_VERSION = 3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS states (
 );
 CREATE TABLE IF NOT EXISTS counts (
     tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
-    product_id VARCHAR, produced BIGINT NOT NULL, scrap BIGINT NOT NULL
+    product_id VARCHAR, produced BIGINT NOT NULL, scrap BIGINT NOT NULL, rework BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rejects (
     tenant VARCHAR NOT NULL, kind VARCHAR NOT NULL, received_at TIMESTAMP NOT NULL,
@@ -53,15 +55,15 @@ CREATE TABLE IF NOT EXISTS oee_pieces (
     tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, piece_start TIMESTAMP NOT NULL,
     shift VARCHAR, shift_date DATE, pot_s DOUBLE, planned_down_s DOUBLE, production_s DOUBLE,
     setup_s DOUBLE, delay_s DOUBLE, down_s DOUBLE, unmapped_state_s DOUBLE, minor_stop_s DOUBLE,
-    failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, ideal_s DOUBLE, good_ideal_s DOUBLE,
-    units_without_ideal_cycle BIGINT
+    failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, rework BIGINT, ideal_s DOUBLE,
+    good_ideal_s DOUBLE, units_without_ideal_cycle BIGINT
 );
 CREATE TABLE IF NOT EXISTS oee_shifts (
     tenant VARCHAR NOT NULL, asset_id VARCHAR NOT NULL, shift VARCHAR, shift_date DATE,
     first_start TIMESTAMP NOT NULL, last_start TIMESTAMP NOT NULL, pot_s DOUBLE, planned_down_s DOUBLE,
     production_s DOUBLE, setup_s DOUBLE, delay_s DOUBLE, down_s DOUBLE, unmapped_state_s DOUBLE,
-    minor_stop_s DOUBLE, failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, ideal_s DOUBLE,
-    good_ideal_s DOUBLE, units_without_ideal_cycle BIGINT
+    minor_stop_s DOUBLE, failures BIGINT, produced BIGINT, good BIGINT, scrap BIGINT, rework BIGINT,
+    ideal_s DOUBLE, good_ideal_s DOUBLE, units_without_ideal_cycle BIGINT
 );
 CREATE TABLE IF NOT EXISTS rollup_coverage (
     tenant VARCHAR NOT NULL, origin TIMESTAMP NOT NULL, watermark TIMESTAMP NOT NULL,
@@ -100,7 +102,12 @@ class DuckDBEventStore:
         version = self._con.execute("SELECT max(version) FROM schema_version").fetchone()
         if version is None or version[0] is None:
             self._con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
-        elif version[0] == 1:  # the roll-up's tables were just created; it builds itself from the records
+        elif version[0] < SCHEMA_VERSION:
+            self._con.execute("ALTER TABLE counts ADD COLUMN IF NOT EXISTS rework BIGINT DEFAULT 0")
+            for derived in ("oee_pieces", "oee_shifts", "rollup_coverage"):
+                self._con.execute(f"DROP TABLE {derived}")
+            self._con.execute("DELETE FROM rollup_dirty")
+            self._con.execute(DDL)
             self._con.execute("UPDATE schema_version SET version = ?", [SCHEMA_VERSION])
         elif version[0] != SCHEMA_VERSION:
             raise RuntimeError(f"event store schema version {version[0]} is not {SCHEMA_VERSION}")
@@ -242,7 +249,9 @@ class DuckDBEventStore:
         )
         sums = ", ".join(f"sum({c})" for c in PIECE_COLUMNS.split(", ")[4:])
         con.execute(
-            f"INSERT INTO oee_shifts SELECT $t, asset_id, shift, shift_date, min(piece_start), "
+            f"INSERT INTO oee_shifts (tenant, asset_id, shift, shift_date, first_start, last_start, "
+            f"{', '.join(PIECE_COLUMNS.split(', ')[4:])}) "
+            f"SELECT $t, asset_id, shift, shift_date, min(piece_start), "
             f"max(piece_start), {sums} FROM oee_pieces p WHERE tenant = $t "
             "AND piece_start >= $lo - INTERVAL 2 DAY AND piece_start < $hi + INTERVAL 2 DAY "
             f"AND {matches.format(t='p')} GROUP BY asset_id, shift, shift_date",

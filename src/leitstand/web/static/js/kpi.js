@@ -145,6 +145,7 @@ function renderCompare(rows) {
       h("td", { text: duration(row.kpis.mtbf_s) }),
       h("td", { text: duration(row.kpis.mttr_s) }),
       h("td", { text: percent(row.kpis.scrap_ratio) }),
+      h("td", { text: percent(row.kpis.rework_ratio) }),
       h("td", { text: count(row.inputs.failures) })));
   }
 }

@@ -104,6 +104,7 @@ const QUANTITIES = [
   ["produced", "Produced"],
   ["good", "Good"],
   ["scrap", "Scrap"],
+  ["rework", "Rework"],
 ];
 
 function machineTile(asset) {
