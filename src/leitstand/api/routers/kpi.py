@@ -17,6 +17,7 @@ from leitstand.domain.assets import AssetLevel
 from leitstand.kpi.bottleneck import bottlenecks
 from leitstand.kpi.oee import KpiAnswer
 from leitstand.kpi.productivity import DEFAULT_TARGET, productivity
+from leitstand.kpi.products import products
 from leitstand.kpi.shifts import machine_shifts
 from leitstand.kpi.shifts import rows as shift_rows
 from leitstand.kpi.trend import Bucket, trend
@@ -167,6 +168,21 @@ def shifts_endpoint(
         "truncated": total > table.num_rows,
         "rows": list(shift_rows(table, names, limit)),
     }
+
+
+@router.get("/products")
+def products_endpoint(
+    start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, ge=0.001, le=24 * 400, description="Window length without start."),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Per product made in the planned time of the window: produced, good, scrap and rework, the ideal
+    time they stand for, the quality, scrap and rework ratios, and the product's share of the ideal
+    time. (Counts carry their product, states do not: availability per product needs orders.)"""
+    lo, hi = window(start, end, hours)
+    return _answer(scope, products(rt.oee, scope.tenant, lo, hi, scope.within))
 
 
 @router.get("/bottlenecks")
