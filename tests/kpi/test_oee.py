@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -434,3 +435,29 @@ def test_pareto_shares_are_of_all_lost_time_even_when_only_the_top_rows_are_retu
     rows = oee.downtime("acme", at(0), at(60), top=1).rows
     assert [r["state"] for r in rows] == ["DOWN"]
     assert rows[0]["total_lost_s"] == 40 * 60
+
+
+def test_a_state_after_a_silence_longer_than_the_lookback_begins_a_new_episode(kpi_stores) -> None:
+    """A state holds at most the lookback (7 days); after that the time is unknown, so the next down
+    state is a new failure in every window — the long one and the days it splits into alike."""
+    events, oee, _ = kpi_stores(MODEL, clock=lambda: DAY + timedelta(days=30))
+    t0 = DAY + timedelta(hours=1)
+    write_states(
+        events,
+        [
+            ("m9", t0, "DOWN"),
+            ("m9", t0 + timedelta(days=8), "DOWN"),
+            ("m9", t0 + timedelta(days=9), "RUNNING"),
+        ],
+    )
+
+    def failures(lo: datetime, hi: datetime) -> int:
+        return row(oee.compute("acme", lo, hi).rows, "machine", "m9")["inputs"]["failures"]
+
+    whole = failures(t0 - timedelta(hours=1), t0 + timedelta(days=10))
+    days = [t0 - timedelta(hours=1) + timedelta(days=d) for d in range(11)]
+    assert whole == 2
+    assert sum(failures(a, b) for a, b in itertools.pairwise(days)) == whole
+    m9 = row(oee.compute("acme", t0, t0 + timedelta(days=9)).rows, "machine", "m9")["inputs"]
+    assert m9["down_s"] == 7 * 86400 + 86400  # 7 days held, then a day of the second stop
+    assert m9["unknown_s"] == 86400  # the eighth day: nothing known

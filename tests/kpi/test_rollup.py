@@ -23,7 +23,9 @@ from leitstand.kpi.shifts import machine_shifts
 from leitstand.kpi.trend import trend
 from leitstand.sim.enterprise import enterprise_model
 from leitstand.sim.feed import Simulator
+from leitstand.store.asset_cache import AssetCache
 from leitstand.store.interfaces import PIECE_COLUMNS, WriteBatch
+from tests.kpi.test_oee import write_states
 
 TENANT = "nordwerk"
 HOUR = timedelta(hours=1)
@@ -33,8 +35,8 @@ HOUR = timedelta(hours=1)
 def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, dict, datetime, datetime]]:
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * HOUR
     start = end - timedelta(hours=40)
-    # no background keeper: each test drives the roll-up itself
-    rt = Runtime.build(load_settings(data_dir=tmp_path_factory.mktemp("rollup"), rollup_interval_s=0))
+    rt = Runtime.build(load_settings(data_dir=tmp_path_factory.mktemp("rollup"), rollup_interval_s=3600))
+    rt.rollup = None  # no background keeper: each test drives the roll-up itself
     rt.start()
     rt.identity.create_tenant(TENANT, "Nordwerk")
     doc = enterprise_model(plants=2, seed=5)
@@ -133,8 +135,9 @@ def test_the_rollup_answers_what_raw_records_answer(plant) -> None:
     origin, watermark = assert_rollup_is_raw(rt, raw)
     assert origin <= start
     assert watermark >= end
-    covered = rollup.covered(TENANT, start + timedelta(minutes=17), end)
-    assert covered == (start + HOUR, end)  # the ragged first hour comes from raw records
+    with rolled.pieces(TENANT, start + timedelta(minutes=17), end) as (_, raw_part, covered):
+        assert covered == (start + HOUR, end)  # the ragged first hour comes from raw records
+        assert raw_part.num_rows > 0
     assert_same_answers(rolled, raw, start, end)
 
 
@@ -316,3 +319,110 @@ def test_the_shift_report_endpoint(client: TestClient, admin: dict) -> None:
     starts = [r["first_start"] for r in answer["rows"]]
     assert starts == sorted(starts)  # oldest shifts first
     assert client.get("/api/v1/kpi/shifts?limit=0", headers=admin).status_code == 422
+
+
+def small_model(shifts: list[dict]) -> dict:
+    return {
+        "enterprise": {"id": "acme", "name": "ACME"},
+        "sites": [
+            {
+                "id": "s1",
+                "timezone": "UTC",
+                "calendar": {"shifts": shifts},
+                "areas": [
+                    {"id": "a1", "lines": [{"id": "l1", "machines": [{"id": "m1", "ideal_cycle_s": 1.0}]}]}
+                ],
+            }
+        ],
+    }
+
+
+EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@pytest.mark.parametrize(
+    ("shifts", "hours"),
+    [
+        # b begins during a's break: it holds the break, a keeps its time after the break
+        (
+            [
+                {
+                    "name": "a",
+                    "start": "06:00",
+                    "end": "14:00",
+                    "days": EVERY_DAY,
+                    "breaks": [{"start": "10:00", "minutes": 30}],
+                },
+                {"name": "b", "start": "10:00", "end": "18:00", "days": EVERY_DAY},
+            ],
+            {"a": 7.5, "b": 4.5},
+        ),
+        # a shift inside another that began first gets nothing
+        (
+            [
+                {"name": "day", "start": "06:00", "end": "22:00", "days": EVERY_DAY},
+                {"name": "mid", "start": "12:00", "end": "14:00", "days": EVERY_DAY},
+            ],
+            {"day": 16.0},
+        ),
+    ],
+)
+def test_overlapping_shifts_own_the_same_time_however_the_window_is_cut(
+    kpi_stores, shifts: list[dict], hours: dict[str, float]
+) -> None:
+    day = datetime(2026, 11, 18, tzinfo=UTC)
+    now = day + timedelta(days=2)
+    events, rolled, metadata = kpi_stores(small_model(shifts), clock=lambda: now)
+    raw = OeeService(events, AssetCache(metadata), clock=lambda: now)
+    # the first record, and so the roll-up's origin, in the middle of the overlap
+    write_states(events, [("m1", day + timedelta(hours=11, minutes=5), "RUNNING")])
+    PieceRollup(rolled).catch_up("acme")
+    for service in (rolled, raw):
+        for lo in (day, day + timedelta(hours=11), day + timedelta(hours=13, minutes=20)):
+            table, _ = machine_shifts(service, "acme", lo, day + timedelta(days=1), limit=100)
+            planned = {
+                r["shift"]: r["pot_s"] / 3600 for r in table.to_pylist() if r["shift_date"] == day.date()
+            }
+            whole = {name: h for name, h in hours.items()}
+            if lo == day:
+                assert planned == whole
+            else:  # a later start cuts each shift's own time, never hands it to the other
+                assert set(planned) <= set(whole)
+                assert sum(planned.values()) == pytest.approx(
+                    sum(whole.values()) - (lo - day - timedelta(hours=6)) / HOUR
+                )
+
+
+def test_a_query_reads_the_rollup_as_one_snapshot_whatever_lands_meanwhile(plant) -> None:
+    rt, _doc, start, end = plant
+    rolled, _raw, rollup = services(rt)
+    rollup.catch_up(TENANT)
+    count = f"SELECT count(*) AS n FROM oee_pieces WHERE tenant = '{TENANT}'"
+    with rolled.pieces(TENANT, start, end) as (reader, _, covered):
+        assert covered is not None
+        before = reader.query(count)["n"][0].as_py()
+        # a rebuild starts meanwhile (another model): it drops the tenant's pieces at once
+        origin = covered[0]
+        empty = pa.table({"piece_start": pa.array([], pa.timestamp("us", tz="UTC"))})
+        rt.events.replace_pieces(TENANT, origin, origin, empty, (origin, origin, "another model"))
+        assert rt.events.query(count)["n"][0].as_py() == 0
+        assert reader.query(count)["n"][0].as_py() == before > 0  # the query still sees its snapshot
+    stats = rollup.catch_up(TENANT)  # the fingerprint is not ours: built again
+    assert stats.rebuilt
+
+
+def test_moving_a_machine_to_another_line_keeps_the_rollup(kpi_stores) -> None:
+    model = small_model([{"name": "a", "start": "06:00", "end": "14:00", "days": EVERY_DAY}])
+    model["sites"][0]["areas"][0]["lines"].append(
+        {"id": "l2", "machines": [{"id": "m2", "ideal_cycle_s": 2.0}]}
+    )
+    _events, oee, metadata = kpi_stores(model)
+    rollup = PieceRollup(oee)
+    before = rollup.fingerprint("acme")
+    lines = model["sites"][0]["areas"][0]["lines"]
+    lines[1]["machines"].append(lines[0]["machines"].pop())  # m1 joins m2 on l2
+    metadata.import_asset_model("acme", parse_asset_model(model))
+    assert rollup.fingerprint("acme") == before  # hierarchy is joined at query time
+    lines[1]["machines"][0]["ideal_cycle_s"] = 2.5
+    metadata.import_asset_model("acme", parse_asset_model(model))
+    assert rollup.fingerprint("acme") != before  # ideal times are in the pieces

@@ -187,3 +187,43 @@ def test_an_event_store_of_an_earlier_version_is_upgraded_in_place(tmp_path: Pat
         assert store.query("SELECT max(version) AS v FROM schema_version")["v"][0].as_py() == 3
     finally:
         store.close()
+
+
+def test_without_the_rollup_writes_leave_no_marks_and_a_kept_rollup_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "events.duckdb"
+    batch = WriteBatch(
+        RecordKind.STATES,
+        pa.table(
+            {
+                "tenant": ["acme"],
+                "asset_id": ["m1"],
+                "ts": pa.array([datetime(2026, 11, 20, tzinfo=UTC)], STATES.schema.field("ts").type),
+                "state": ["RUNNING"],
+                "reason": pa.array([None], pa.string()),
+            },
+            schema=STATES.schema,
+        ),
+    )
+    store = DuckDBEventStore(path)
+    store.write([batch])
+    assert store.rollup_dirty("acme").num_rows == 1
+    store.close()
+    store = DuckDBEventStore(path, rollup=False)
+    try:
+        assert store.rollup_dirty("acme").num_rows == 0  # dropped: nothing would ever fold them in
+        store.write(
+            [
+                WriteBatch(
+                    RecordKind.STATES,
+                    batch.records.set_column(
+                        2,
+                        "ts",
+                        pa.array([datetime(2026, 11, 20, 1, tzinfo=UTC)], STATES.schema.field("ts").type),
+                    ),
+                )
+            ]
+        )
+        assert store.rollup_dirty("acme").num_rows == 0
+        assert store.rollup_coverage("acme") is None
+    finally:
+        store.close()

@@ -74,7 +74,10 @@ class Runtime:
         oidc = OidcVerifier(providers) if providers else None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         events = DuckDBEventStore(
-            settings.events_path, memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
+            settings.events_path,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+            rollup=settings.rollup_interval_s > 0,
         )
         metadata = SqlMetadataStore(settings.metadata_database_url)
         if metadata.tenant(PLATFORM_TENANT) is None:  # where platform admins live; it holds no data

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from leitstand.domain.calendar import PlannedInterval, ShiftCalendar, parse_cale
 from leitstand.domain.errors import InputError, NotFound
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, OeeTimes, StateMapping, TimeCategory
 from leitstand.store.asset_cache import AssetCache, TenantModel
-from leitstand.store.interfaces import PIECE_COLUMNS, PIECES_SCHEMA, EventStore
+from leitstand.store.interfaces import PIECE_COLUMNS, PIECES_SCHEMA, EventStore, Reader
 
 _SQL = Path(__file__).parent
 SPANS_SQL = (_SQL / "spans.sql").read_text()
@@ -100,9 +101,12 @@ class KpiAnswer:
 
 
 class PieceSource(Protocol):
-    """Where whole hours of pieces are kept (the roll-up): which hours of a window it can answer."""
+    """Where whole hours of pieces are kept (the roll-up)."""
 
-    def covered(self, tenant: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None: ...
+    def prepare(self, tenant: str) -> str | None:
+        """Bring the tenant's pieces up to date; the fingerprint they must carry, or None if they
+        cannot be used now."""
+        ...
 
 
 class OeeService:
@@ -200,8 +204,9 @@ class OeeService:
         that began first (planned time is never counted twice)."""
         out: dict[str, list[Any]] = {name: [] for name in _PLANNED_SCHEMA.names}
         for site in (a for a in self.assets(tenant) if a.level is AssetLevel.SITE):
-            intervals = self.calendar(tenant, site).planned_intervals(start, end)
-            for lo, hi, shift, shift_date in _hourly(intervals):
+            # whole shifts around the window, so that who owns an overlap never depends on the window
+            intervals = self.calendar(tenant, site).planned_intervals(start - _PAD, end + _PAD)
+            for lo, hi, shift, shift_date in _hourly(_first_shift_wins(intervals), start, end):
                 out["site_id"].append(site.id)
                 out["hour_no"].append(int(lo.timestamp()) // 3600)
                 out["start_ts"].append(lo)
@@ -303,21 +308,37 @@ class OeeService:
         rest from raw records; either way each piece is counted once, so the answers are the same.
         Buckets match pieces by start time (then their bounds must be whole UTC hours, or inside
         the raw part) or `by_shift`."""
-        covered = self.rollup.covered(tenant, start, end) if self.rollup is not None else None
-        if covered is None:
-            raw = self.raw_pieces(tenant, start, end)
-            params: dict[str, Any] = {}
-        else:
-            lo, hi = covered
-            parts = [self.raw_pieces(tenant, a, b) for a, b in ((start, lo), (hi, end)) if b > a]
-            raw = pa.concat_tables(parts) if parts else self.raw_pieces(tenant, start, start)
-            params = {"tenant": tenant, "roll_lo": lo, "roll_hi": hi}
         inputs = self.inputs(tenant, start, start)
-        return self.events.query(
-            levels_sql(by_shift, covered is not None),
-            {"enterprise": inputs.enterprise_id, **params},
-            {"raw_pieces": raw, "machines": inputs.machines, "buckets": buckets.cast(BUCKETS_SCHEMA)},
-        )
+        with self.pieces(tenant, start, end) as (reader, raw, covered):
+            params = {"tenant": tenant, "roll_lo": covered[0], "roll_hi": covered[1]} if covered else {}
+            return reader.query(
+                levels_sql(by_shift, covered is not None),
+                {"enterprise": inputs.enterprise_id, **params},
+                {"raw_pieces": raw, "machines": inputs.machines, "buckets": buckets.cast(BUCKETS_SCHEMA)},
+            )
+
+    @contextmanager
+    def pieces(
+        self, tenant: str, start: datetime, end: datetime
+    ) -> Iterator[tuple[Reader, pa.Table, tuple[datetime, datetime] | None]]:
+        """The pieces of [start, end): a reader on one snapshot of the store, the hours [lo, hi) whose
+        pieces the roll-up holds in that snapshot (None: none), and the rest computed from raw
+        records. The snapshot keeps a rebuild or a catch-up that lands meanwhile out of the answer."""
+        fingerprint = self.rollup.prepare(tenant) if self.rollup is not None else None
+        with self.events.snapshot() as reader:
+            covered = None
+            if fingerprint is not None:
+                coverage = reader.query(
+                    "SELECT origin, watermark FROM rollup_coverage WHERE tenant = $t AND fingerprint = $fp",
+                    {"t": tenant, "fp": fingerprint},
+                ).to_pylist()
+                if coverage:
+                    lo = max(ceil_hour(start), coverage[0]["origin"])
+                    hi = min(floor_hour(end), coverage[0]["watermark"])
+                    covered = (lo, hi) if lo < hi else None
+            edges = [(start, end)] if covered is None else [(start, covered[0]), (covered[1], end)]
+            parts = [self.raw_pieces(tenant, a, b) for a, b in edges if b > a]
+            yield reader, pa.concat_tables(parts) if parts else PIECES_SCHEMA.empty_table(), covered
 
     def compute(
         self,
@@ -424,17 +445,70 @@ def _shape(row: dict[str, Any], asset: Asset | None) -> dict[str, Any]:
     }
 
 
-def _hourly(intervals: Iterable[PlannedInterval]) -> Iterator[tuple[datetime, datetime, str, date]]:
-    """Planned intervals without overlaps (a later one starts where the earlier ends), cut at every
-    UTC hour, so that each piece lies within one hour and one shift."""
-    covered: datetime | None = None
-    for interval in sorted(intervals, key=lambda i: (i.start, i.end)):
-        lo, hi = interval.start.astimezone(UTC), interval.end.astimezone(UTC)
-        if covered is not None:
-            lo = max(lo, covered)
-        if hi <= lo:
+_PAD = timedelta(days=2)  # longer than any shift
+
+
+def _first_shift_wins(intervals: Iterable[PlannedInterval]) -> list[PlannedInterval]:
+    """Planned time without overlaps: each shift (a shift on a local date), in the order the shifts
+    begin, keeps what no shift that began earlier holds — its breaks included, so a later shift does
+    not take over the earlier one's time after its break."""
+    shifts: dict[tuple[str, date], list[PlannedInterval]] = defaultdict(list)
+    for interval in intervals:
+        shifts[(interval.shift, interval.shift_date)].append(interval)
+    claimed: list[tuple[datetime, datetime]] = []  # disjoint, sorted: the time earlier shifts hold
+    out: list[PlannedInterval] = []
+    for key, pieces in sorted(shifts.items(), key=lambda item: (min(p.start for p in item[1]), item[0])):
+        begins = min(p.start for p in pieces)
+        claimed = [c for c in claimed if c[1] > begins]  # no later shift can reach back before it
+        for piece in pieces:
+            out.extend(
+                PlannedInterval(lo, hi, *key) for lo, hi in _subtract((piece.start, piece.end), claimed)
+            )
+        claimed = _union([*claimed, *((p.start, p.end) for p in pieces)])
+    return sorted(out, key=lambda i: i.start)
+
+
+def _subtract(
+    interval: tuple[datetime, datetime], taken: list[tuple[datetime, datetime]]
+) -> Iterator[tuple[datetime, datetime]]:
+    """The parts of `interval` outside the disjoint, sorted intervals `taken`."""
+    lo, hi = interval
+    for a, b in taken:
+        if b <= lo or a >= hi:
             continue
-        covered = hi
+        if a > lo:
+            yield lo, a
+        lo = max(lo, b)
+    if lo < hi:
+        yield lo, hi
+
+
+def _union(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def _hourly(
+    intervals: Iterable[PlannedInterval], start: datetime, end: datetime
+) -> Iterator[tuple[datetime, datetime, str, date]]:
+    """Disjoint planned intervals clipped to [start, end) and cut at every UTC hour, so that each piece
+    lies within one hour and one shift."""
+    for interval in intervals:
+        lo, hi = max(interval.start, start).astimezone(UTC), min(interval.end, end).astimezone(UTC)
         while lo < hi:
             cut = min(hi, lo.replace(minute=0, second=0, microsecond=0) + HOUR)
             yield lo, cut, interval.shift, interval.shift_date

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ import pyarrow as pa
 
 from leitstand.domain.assets import AssetLevel
 from leitstand.domain.records import RecordKind
-from leitstand.kpi.oee import HOUR, OeeService
+from leitstand.kpi.oee import HOUR, OeeService, floor_hour
 from leitstand.store.asset_cache import TenantModel
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ LEFT JOIN states s ON s.tenant = $tenant AND s.asset_id = d.asset_id
                   AND s.ts >= d.lo - to_microseconds($hold_us) AND s.ts <= d.hi + to_microseconds($hold_us)
 GROUP BY d.asset_id, d.lo, d.hi
 """
+# a query waits this long for the roll-up (a background chunk) before it reads raw records instead
+QUERY_WAIT_S = 1.0
+# more pending marks than this (a backfill) are the background's to fold in, not a query's
+MAX_QUERY_MARKS = 5_000
 _FIRST_SQL = """
 SELECT least((SELECT min(ts) FROM states WHERE tenant = $tenant),
              (SELECT min(ts) FROM counts WHERE tenant = $tenant)) AS first
@@ -79,6 +84,7 @@ class PieceRollup:
         self._query_catch_up = query_catch_up
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._empty: dict[str, bool] = {}  # tenants found without records
         self._fingerprints: dict[str, tuple[TenantModel, str]] = {}
         oee.rollup = self
 
@@ -86,25 +92,36 @@ class PieceRollup:
     def settle(self) -> timedelta:
         return self._oee.minor_stop_threshold
 
-    def covered(self, tenant: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
-        """The whole hours of [start, end) the roll-up answers, after catching up with new records (and
-        with at most `query_catch_up` of new hours: a rebuild is the background's work)."""
-        self.refresh(tenant, extend_at_most=self._query_catch_up)
-        coverage = self._events.rollup_coverage(tenant)
-        if coverage is None:
+    def prepare(self, tenant: str) -> str | None:
+        """Before a query: catch up with new records (and at most `query_catch_up` of new hours: a
+        rebuild is the background's work). The fingerprint the roll-up must carry to be used, or None
+        when it cannot be brought up to date now (busy for longer than `QUERY_WAIT_S`, many marks
+        pending, or failing): the query then reads raw records, which is slower but never wrong."""
+        if self._events.rollup_dirty(tenant).num_rows > MAX_QUERY_MARKS:
+            return None  # a backfill: the background folds it in; until then raw records answer
+        lock = self._lock(tenant)
+        if not lock.acquire(timeout=QUERY_WAIT_S):
             return None
-        origin, watermark, _ = coverage
-        lo = max(_ceil_hour(start), origin)
-        hi = min(_floor_hour(end), watermark)
-        return (lo, hi) if lo < hi else None
+        try:
+            self._refresh(tenant, self._query_catch_up)
+            return self.fingerprint(tenant)
+        except Exception:
+            log.exception(
+                "the OEE roll-up of tenant %s could not catch up; answering from raw records", tenant
+            )
+            return None
+        finally:
+            lock.release()
 
     def refresh(self, tenant: str, extend_at_most: timedelta | None = None) -> RefreshStats:
         """Catch up with the marks of new records, then extend the coverage toward the settled present
         (by at most `extend_at_most`, or all the way)."""
-        with self._locks_lock:
-            lock = self._locks.setdefault(tenant, threading.Lock())
-        with lock:
+        with self._lock(tenant):
             return self._refresh(tenant, extend_at_most)
+
+    def _lock(self, tenant: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(tenant, threading.Lock())
 
     def catch_up(self, tenant: str, stop: threading.Event | None = None) -> RefreshStats:
         """Refresh one chunk at a time until the coverage reaches the settled present, letting queries in
@@ -126,10 +143,13 @@ class PieceRollup:
         coverage = self._events.rollup_coverage(tenant)
         if coverage is None or coverage[2] != fingerprint:
             seen = self._events.rollup_dirty(tenant)["id"]  # marks of records the rebuild will read
+            if self._empty.get(tenant) and not len(seen):
+                return stats  # still nothing recorded (a write would have left a mark)
             first = self._events.query(_FIRST_SQL, {"tenant": tenant})["first"][0].as_py()
+            self._empty[tenant] = first is None
             if first is None:
                 return stats  # nothing recorded yet
-            origin = _floor_hour(first)
+            origin = floor_hour(first)
             self._events.replace_pieces(
                 tenant,
                 origin,
@@ -146,9 +166,10 @@ class PieceRollup:
             upto = int(marks["id"][-1].as_py())
             spans = self._touched(tenant, marks)
             earliest = min(lo for lo, _, _ in spans)
-            if earliest < origin:  # late records before the coverage: it grows back to them
-                self._compute(tenant, earliest, origin, (earliest, watermark, fingerprint))
-                origin = earliest
+            while earliest < origin:  # late records before the coverage: it grows back to them
+                step = max(earliest, origin - self._chunk)
+                self._compute(tenant, step, origin, (step, watermark, fingerprint))
+                origin = step
             for lo, hi, machines in _clusters(spans):
                 lo, hi = max(lo, origin), min(hi, watermark)
                 if lo < hi:
@@ -157,7 +178,7 @@ class PieceRollup:
             self._events.replace_pieces(
                 tenant, origin, origin, _empty(), (origin, watermark, fingerprint), clear_dirty_upto=upto
             )
-        target = _floor_hour(self._oee.clock() - self.settle)
+        target = floor_hour(self._oee.clock() - self.settle)
         if extend_at_most is not None:
             target = min(target, watermark + extend_at_most)
         while watermark < target:
@@ -184,8 +205,8 @@ class PieceRollup:
         kinds = marks["kind"].to_pylist()
         counts = marks.filter(pa.array([k == RecordKind.COUNTS.value for k in kinds]))
         for row in counts.to_pylist():  # a count at ts covers the interval ending at ts
-            lo = _floor_hour(row["lo"] - timedelta(microseconds=1))
-            spans.append((lo, _floor_hour(row["hi"] - timedelta(microseconds=1)) + HOUR, row["asset_id"]))
+            lo = floor_hour(row["lo"] - timedelta(microseconds=1))
+            spans.append((lo, floor_hour(row["hi"] - timedelta(microseconds=1)) + HOUR, row["asset_id"]))
         states = marks.filter(pa.array([k == RecordKind.STATES.value for k in kinds]))
         if states.num_rows:
             hold = self._oee.state_lookback
@@ -197,7 +218,7 @@ class PieceRollup:
             for row in neighbours.to_pylist():
                 lo = row["prev_ts"] or row["lo"]
                 hi = row["next_ts"] or row["hi"] + hold
-                spans.append((_floor_hour(lo), _floor_hour(hi) + HOUR, row["asset_id"]))
+                spans.append((floor_hour(lo), floor_hour(hi) + HOUR, row["asset_id"]))
         return spans
 
     def fingerprint(self, tenant: str) -> str:
@@ -207,12 +228,18 @@ class PieceRollup:
         if cached is not None and cached[0] is model:
             return cached[1]
         inputs = self._oee.inputs(tenant, _EPOCH, _EPOCH)
-        machines = inputs.machines.select(["asset_id", "site_id", "ideal_cycle_s", "map_key"])
+        # independent of the assets' order (moving a machine to another line changes no piece)
+        mappings: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for entry in inputs.state_map.to_pylist():
+            mappings[entry["map_key"]].append((entry["state"], entry["category"]))
+        machines = sorted(
+            (m["asset_id"], m["site_id"], m["ideal_cycle_s"], sorted(mappings[m["map_key"]]))
+            for m in inputs.machines.to_pylist()
+        )
         sites = {a.id: a.timezone for a in model.assets if a.level is AssetLevel.SITE}
         material: dict[str, Any] = {
-            "machines": machines.to_pylist(),
-            "state_map": inputs.state_map.to_pylist(),
-            "ideal_cycle": inputs.ideal_cycle.to_pylist(),
+            "machines": machines,
+            "ideal_cycle": sorted(tuple(c.values()) for c in inputs.ideal_cycle.to_pylist()),
             "calendars": model.calendars,
             "zones": sites,
             "minor_stop_s": self._oee.minor_stop_threshold.total_seconds(),
@@ -244,7 +271,12 @@ class RollupKeeper:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for tenant in self._tenants():
+            try:
+                tenants = self._tenants()
+            except Exception:
+                log.exception("the OEE roll-up could not list the tenants")
+                tenants = []
+            for tenant in tenants:
                 try:
                     self.rollup.catch_up(tenant, self._stop)
                 except Exception:  # the next round retries; queries fall back to raw records meanwhile
@@ -265,15 +297,6 @@ def _clusters(spans: list[tuple[datetime, datetime, str]]) -> list[tuple[datetim
         else:
             out.append((lo, hi, {machine}))
     return out
-
-
-def _floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil_hour(moment: datetime) -> datetime:
-    floor = _floor_hour(moment)
-    return floor if floor == moment else floor + HOUR
 
 
 def _empty() -> pa.Table:

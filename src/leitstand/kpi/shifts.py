@@ -89,23 +89,22 @@ def machine_shifts(
     no particular order: a year of a fleet is not sorted for nobody)."""
     start, end = oee.window(start, end)
     oee.check_within(tenant, within)
-    covered = oee.rollup.covered(tenant, start, end) if oee.rollup is not None else None
-    lo, hi = covered or (start, start)
-    edges = [(a, b) for a, b in ((start, lo), (hi, end)) if b > a] if covered else [(start, end)]
-    parts = [oee.raw_pieces(tenant, a, b) for a, b in edges] or [oee.raw_pieces(tenant, start, start)]
     machines = oee.inputs(tenant, start, start).machines.select(["asset_id"])
     if within is not None:
         keep = pa.array(sorted(descendants(oee.assets(tenant), within)), pa.string())
         machines = machines.filter(pc.is_in(machines["asset_id"], value_set=keep))
     sql = SHIFTS_SQL + "SELECT * FROM report"
-    params: dict[str, Any] = {"tenant": tenant, "roll_lo": lo, "roll_hi": hi, "everywhere": within is None}
+    params: dict[str, Any] = {"tenant": tenant, "everywhere": within is None}
     if limit is not None:
         sql = (
             SHIFTS_SQL + "SELECT *, (SELECT count(*) FROM report) AS total FROM report "
             "ORDER BY first_start, asset_id, shift LIMIT $limit"
         )
         params["limit"] = limit
-    table = oee.events.query(sql, params, {"raw_pieces": pa.concat_tables(parts), "machines": machines})
+    with oee.pieces(tenant, start, end) as (reader, raw, covered):
+        lo, hi = covered or (start, start)  # an empty span: nothing from the roll-up
+        params |= {"roll_lo": lo, "roll_hi": hi}
+        table = reader.query(sql, params, {"raw_pieces": raw, "machines": machines})
     if limit is None:
         total = table.num_rows
     else:

@@ -21,7 +21,10 @@ state_spans AS (
     SELECT asset_id, state, reason, ts, category, greatest(ts, $start) AS t0,
            -- a span lasts until the next state; the newest state lasts until now
            least(lead(ts, 1, greatest($now, $end)) OVER w, ts + to_microseconds($hold_us)) AS t1,
-           lag(category) OVER w AS prev_category
+           -- after a state that ran out of its hold the time was unknown: the next state begins afresh
+           -- (whichever older states a window happens to load)
+           CASE WHEN lag(ts) OVER w + to_microseconds($hold_us) <= ts THEN 'unknown'
+                ELSE lag(category) OVER w END AS prev_category
     FROM (
         SELECT sp.*, coalesce(sm.category, 'unknown') AS category
         FROM state_points sp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,6 +65,14 @@ class WriteBatch:
     rejects: pa.Table | None = None
 
 
+class Reader(Protocol):
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, tables: Mapping[str, pa.Table] | None = None
+    ) -> pa.Table:
+        """Run a read-only SQL query; `tables` are registered as views for its duration."""
+        ...
+
+
 class EventStore(Protocol):
     """Time series and events. Writes are idempotent on each kind's key; one writer, many readers."""
 
@@ -75,6 +84,10 @@ class EventStore(Protocol):
         self, sql: str, params: Mapping[str, Any] | None = None, tables: Mapping[str, pa.Table] | None = None
     ) -> pa.Table:
         """Run a read-only SQL query; `tables` are registered as views for its duration."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[Reader]:
+        """Queries that all see the store as it was when the first one ran (one read transaction)."""
         ...
 
     def rejects(self, tenant: str, limit: int = 100, outcome: str | None = None) -> pa.Table:

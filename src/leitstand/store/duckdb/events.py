@@ -84,8 +84,14 @@ class DuckDBEventStore:
     """EventStore on one DuckDB database file (or in memory when `path` is None)."""
 
     def __init__(
-        self, path: Path | None, memory_limit: str | None = None, threads: int | None = None
+        self,
+        path: Path | None,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        rollup: bool = True,
     ) -> None:
+        """`rollup`: whether writes mark what they touch for the OEE roll-up. Without it, any roll-up
+        kept so far is dropped (it would go stale), and is rebuilt from the records once it is back."""
         config: dict[str, Any] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -104,6 +110,7 @@ class DuckDBEventStore:
             self._con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
         elif version[0] < SCHEMA_VERSION:
             self._con.execute("ALTER TABLE counts ADD COLUMN IF NOT EXISTS rework BIGINT DEFAULT 0")
+            self._con.execute("ALTER TABLE counts ALTER COLUMN rework SET NOT NULL")
             for derived in ("oee_pieces", "oee_shifts", "rollup_coverage"):
                 self._con.execute(f"DROP TABLE {derived}")
             self._con.execute("DELETE FROM rollup_dirty")
@@ -111,6 +118,9 @@ class DuckDBEventStore:
             self._con.execute("UPDATE schema_version SET version = ?", [SCHEMA_VERSION])
         elif version[0] != SCHEMA_VERSION:
             raise RuntimeError(f"event store schema version {version[0]} is not {SCHEMA_VERSION}")
+        self._rollup = rollup
+        if not rollup:
+            self._con.execute("DELETE FROM rollup_dirty; DELETE FROM rollup_coverage")
         self._insert_sql = {kind: _insert_sql(kind) for kind in RecordKind}
         self._reader_root = self._con.cursor()
 
@@ -152,7 +162,7 @@ class DuckDBEventStore:
         table = table.append_column("_pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
         con.register("incoming", table)
         row = con.execute(self._insert_sql[batch.kind], params).fetchone()
-        if batch.kind in _ROLLED_UP:
+        if self._rollup and batch.kind in _ROLLED_UP:
             con.execute(
                 "INSERT INTO rollup_dirty (tenant, kind, asset_id, lo, hi) "
                 "SELECT tenant, $kind, asset_id, min(ts), max(ts) FROM incoming GROUP BY tenant, asset_id",
@@ -269,10 +279,21 @@ class DuckDBEventStore:
         with self._cursor_lock:
             cursor = self._reader_root.cursor()
         try:
-            for name, table in (tables or {}).items():
-                cursor.register(name, _naive_utc(table))
-            return _tag_utc(cursor.sql(sql, params=_naive_params(params)).to_arrow_table())
+            return _Reader(cursor).query(sql, params, tables)
         finally:
+            cursor.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_Reader]:
+        """Queries that all see the store as it was when the first one ran, whatever is written
+        meanwhile (one read transaction)."""
+        with self._cursor_lock:
+            cursor = self._reader_root.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            yield _Reader(cursor)
+        finally:
+            cursor.execute("ROLLBACK")  # it wrote nothing
             cursor.close()
 
     def rejects(self, tenant: str, limit: int = 100, outcome: str | None = None) -> pa.Table:
@@ -308,6 +329,24 @@ class DuckDBEventStore:
         with self._write_lock, self._cursor_lock:
             self._reader_root.close()
             self._con.close()
+
+
+class _Reader:
+    """Read-only queries on one cursor; Arrow tables are registered for the query's duration."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, tables: Mapping[str, pa.Table] | None = None
+    ) -> pa.Table:
+        try:
+            for name, table in (tables or {}).items():
+                self._cursor.register(name, _naive_utc(table))
+            return _tag_utc(self._cursor.sql(sql, params=_naive_params(params)).to_arrow_table())
+        finally:
+            for name in tables or {}:
+                self._cursor.unregister(name)
 
 
 def _naive_utc(table: pa.Table) -> pa.Table:
