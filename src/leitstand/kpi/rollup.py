@@ -14,7 +14,9 @@ It is maintained incrementally and equals a recomputation from the records at ev
   thresholds) changes the roll-up's fingerprint, and it is rebuilt from the records.
 
 The coverage is one span of hours [origin, watermark) per tenant; queries take what it covers from it and
-the rest (edges, the newest hour, anything not built yet) from raw records (`OeeService.measure`).
+the rest (edges, the newest hour, anything not built yet) from raw records (`OeeService.pieces`), reading
+the coverage and the pieces in one snapshot. A query never waits long for the roll-up: when it is busy
+or has a backfill to fold in, the query reads raw records, slower but the same answer.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class RefreshStats:
 
 
 class PieceRollup:
-    """Keeps the OEE pieces of whole hours per tenant, and tells `OeeService` which hours it covers."""
+    """Keeps the OEE pieces of whole hours per tenant; `OeeService` has it catch up before each query."""
 
     def __init__(
         self,
