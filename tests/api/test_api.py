@@ -26,6 +26,7 @@ PROTECTED = [
     ("GET", "/api/v1/kpi/bottlenecks"),
     ("GET", "/api/v1/kpi/shifts"),
     ("GET", "/api/v1/kpi/products"),
+    ("GET", "/api/v1/kpi/stops"),
     ("GET", "/api/v1/live/snapshot"),
     ("GET", "/api/v1/live/stream"),
     ("POST", "/api/v1/auth/tokens"),

@@ -76,14 +76,18 @@ def stores(kpi_stores) -> tuple[DuckDBEventStore, OeeService]:
     return events, oee
 
 
-def write_states(events: DuckDBEventStore, rows: list[tuple[str, datetime, str]]) -> None:
+def write_states(
+    events: DuckDBEventStore,
+    rows: list[tuple[str, datetime, str]] | list[tuple[str, datetime, str, str | None]],
+) -> None:
+    """State records (machine, ts, state[, reason]) of tenant acme."""
     table = pa.table(
         {
             "tenant": ["acme"] * len(rows),
             "asset_id": [r[0] for r in rows],
             "ts": pa.array([r[1] for r in rows], STATES.schema.field("ts").type),
             "state": [r[2] for r in rows],
-            "reason": [None] * len(rows),
+            "reason": pa.array([r[3] if len(r) > 3 else None for r in rows], pa.string()),
         },
         schema=STATES.schema,
     )
@@ -383,17 +387,7 @@ def test_the_downtime_pareto_ranks_lost_planned_time_by_state_and_reason(stores)
         ("m2", at(50), "IDLE", "NO_MATERIAL"),
         ("m2", at(53), "RUNNING", None),
     ]
-    table = pa.table(
-        {
-            "tenant": ["acme"] * len(rows),
-            "asset_id": [r[0] for r in rows],
-            "ts": pa.array([r[1] for r in rows], STATES.schema.field("ts").type),
-            "state": [r[2] for r in rows],
-            "reason": [r[3] for r in rows],
-        },
-        schema=STATES.schema,
-    )
-    events.write([WriteBatch(RecordKind.STATES, table)])
+    write_states(events, rows)
     pareto = oee.downtime("acme", at(0), at(120)).rows
     assert [(r["state"], r["reason"], r["duration_s"], r["stops"], r["machines"]) for r in pareto] == [
         ("DOWN", "TOOL_BREAK", 57 * 60, 2, 1),
@@ -461,3 +455,28 @@ def test_a_state_after_a_silence_longer_than_the_lookback_begins_a_new_episode(k
     m9 = row(oee.compute("acme", t0, t0 + timedelta(days=9)).rows, "machine", "m9")["inputs"]
     assert m9["down_s"] == 7 * 86400 + 86400  # 7 days held, then a day of the second stop
     assert m9["unknown_s"] == 86400  # the eighth day: nothing known
+
+
+def test_the_longest_stops_rank_by_the_planned_time_they_took(stores) -> None:
+    events, oee = stores
+    rows = [
+        ("m1", at(0), "RUNNING", None),
+        ("m1", at(30), "DOWN", "TOOL_BREAK"),
+        ("m1", at(77), "RUNNING", None),
+        ("m1", at(110), "DOWN", "JAM"),  # into the 08:00 break: 20 min long, 10 of them planned
+        ("m1", at(130), "RUNNING", None),
+        ("m2", at(0), "SETUP", "CHANGEOVER"),
+        ("m2", at(20), "RUNNING", None),
+        ("m2", at(200), "IDLE", "NO_MATERIAL"),  # still going on
+    ]
+    write_states(events, rows)
+    stops = oee.stops("acme", at(0), at(240)).rows
+    assert [(r["asset_id"], r["reason"], r["lost_in_window_s"], r["ongoing"]) for r in stops] == [
+        ("m1", "TOOL_BREAK", 47 * 60, False),
+        ("m2", "NO_MATERIAL", 40 * 60, True),
+        ("m2", "CHANGEOVER", 20 * 60, False),
+        ("m1", "JAM", 10 * 60, False),
+    ]
+    jam = stops[3]
+    assert (jam["started"], jam["ended"], jam["duration_s"]) == (at(110), at(130), 20 * 60)
+    assert [r["reason"] for r in oee.stops("acme", at(0), at(240), within="m1", top=1).rows] == ["TOOL_BREAK"]

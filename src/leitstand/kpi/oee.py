@@ -32,6 +32,7 @@ _SQL = Path(__file__).parent
 SPANS_SQL = (_SQL / "spans.sql").read_text()
 PIECES_SQL = "WITH\n" + SPANS_SQL + (_SQL / "pieces.sql").read_text()
 DOWNTIME_SQL = "WITH\n" + SPANS_SQL + (_SQL / "downtime.sql").read_text()
+STOPS_SQL = "WITH\n" + SPANS_SQL + (_SQL / "stops.sql").read_text()
 _LEVELS_SQL = (_SQL / "levels.sql").read_text()
 LEVELS = [level.value for level in AssetLevel]
 HOUR = timedelta(hours=1)
@@ -253,6 +254,17 @@ class OeeService:
         start, end = self.window(start, end)
         table = self.scoped_query(DOWNTIME_SQL, tenant, start, end, within, top=top)
         return KpiAnswer(start, end, table.to_pylist())
+
+    def stops(
+        self, tenant: str, start: datetime, end: datetime, within: str | None = None, top: int = 20
+    ) -> KpiAnswer:
+        """The longest stops that took planned busy time in [start, end), over the machines at or
+        below `within`: each with its machine, state, reason, start, end and the planned time lost."""
+        start, end = self.window(start, end)
+        table = self.scoped_query(STOPS_SQL, tenant, start, end, within, top=top)
+        names = {a.id: a.name for a in self.assets(tenant)}
+        rows = [{**row, "name": names.get(row["asset_id"], row["asset_id"])} for row in table.to_pylist()]
+        return KpiAnswer(start, end, rows)
 
     def scoped_query(
         self,

@@ -80,6 +80,25 @@ def downtime(
     return _answer(scope, answer)
 
 
+@router.get("/stops")
+def stops(
+    start: IsoDatetime | None = Query(None, description="Window start; default end - hours."),
+    end: IsoDatetime | None = Query(None, description="Window end (exclusive); default now."),
+    hours: float = Query(24, ge=0.001, le=24 * 400),
+    top: int = Query(20, ge=1, le=500, description="How many stops, longest first."),
+    scope: ReadScope = Depends(reading(DataKind.KPI)),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """The longest stops: spans of a delay, setup, breakdown or unknown state that took planned busy
+    time in the window, ranked by the planned time they took, each with its machine, state, reason,
+    start and end (also outside the window) and whether it is still going on."""
+    lo, hi = window(start, end, hours)
+    answer = rt.oee.stops(scope.tenant, lo, hi, within=scope.within, top=top)
+    for row in answer.rows:
+        row["started"], row["ended"] = row["started"].isoformat(), row["ended"].isoformat()
+    return _answer(scope, answer)
+
+
 def _answer(scope: ReadScope, answer: KpiAnswer) -> dict[str, Any]:
     return {
         "source": scope.source(),
