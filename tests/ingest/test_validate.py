@@ -54,6 +54,7 @@ def failures(kind: RecordKind, rows: list[dict[str, object]]) -> list[str | None
         (RecordKind.COUNTS, {"produced": 3, "scrap": 4}, "invalid_count"),
         (RecordKind.COUNTS, {"rework": -1}, "invalid_count"),
         (RecordKind.COUNTS, {"produced": 5, "scrap": 3, "rework": 3}, "invalid_count"),
+        (RecordKind.COUNTS, {"scrap": 2**62, "rework": 2**62}, "invalid_count"),  # no overflow
         (RecordKind.STATES, {"ts": NOW - timedelta(days=8)}, "too_old"),
         (RecordKind.COUNTS, {"ts": NOW + timedelta(hours=1)}, "in_future"),
     ],

@@ -123,7 +123,7 @@ def run_checks(
             "dead_letter",
             pc.or_(
                 pc.or_(pc.less(produced, 0), pc.or_(pc.less(scrap, 0), pc.less(rework, 0))),
-                pc.greater(pc.add(scrap, rework), produced),
+                pc.greater(scrap, pc.subtract(produced, rework)),  # scrap + rework could overflow
             ),
             "counts need scrap >= 0, rework >= 0 and scrap + rework <= produced (produced includes both;"
             " a counter that went back is not an increment: send the units since the last count)",
