@@ -85,8 +85,8 @@ def machine_shifts(
 ) -> tuple[pa.Table, int]:
     """One row per machine and shift worked in [start, end) (at or below `within`): the shift, its
     local date, its first planned minute in the window, the time-model sums and the ratios; and how
-    many rows there are. With a `limit`, the oldest shifts first and at most that many (without, in
-    no particular order: a year of a fleet is not sorted for nobody)."""
+    many rows there are. With a `limit`, the oldest shifts first and at most that many; without, in
+    no particular order (sorting a fleet's year is left to whoever needs it sorted)."""
     start, end = oee.window(start, end)
     oee.check_within(tenant, within)
     machines = oee.inputs(tenant, start, start).machines.select(["asset_id"])
