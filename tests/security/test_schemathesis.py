@@ -221,6 +221,9 @@ def _is_cross_field_rule(case: schemathesis.Case, response: schemathesis.Respons
         baseline = "baseline_start" in query or "baseline_end" in query
         if label == "GET /api/v1/kpi/trend" and detail.startswith("a trend has at most"):
             return True  # the window's length over the bucket's: more buckets than a chart can show
+        if label == "GET /api/v1/kpi/trend" and detail.startswith("shift buckets need one plant"):
+            # shifts are a plant's: bucket=shift needs `within` at or below one plant
+            return query.get("bucket") == "shift" and "within" not in query
         return ("queries may span at most" in detail and ("start" in query or baseline)) or (
             detail == "window end must be after its start"
             and ("start" in query or baseline)  # end defaults to now: a start ahead of it is refused
