@@ -76,14 +76,14 @@ def stores(kpi_stores) -> tuple[DuckDBEventStore, OeeService]:
     return events, oee
 
 
-def write_states(
-    events: DuckDBEventStore,
+def states_batch(
     rows: list[tuple[str, datetime, str]] | list[tuple[str, datetime, str, str | None]],
-) -> None:
-    """State records (machine, ts, state[, reason]) of tenant acme."""
+    tenant: str = "acme",
+) -> WriteBatch:
+    """State records (machine, ts, state[, reason])."""
     table = pa.table(
         {
-            "tenant": ["acme"] * len(rows),
+            "tenant": [tenant] * len(rows),
             "asset_id": [r[0] for r in rows],
             "ts": pa.array([r[1] for r in rows], STATES.schema.field("ts").type),
             "state": [r[2] for r in rows],
@@ -91,7 +91,36 @@ def write_states(
         },
         schema=STATES.schema,
     )
-    events.write([WriteBatch(RecordKind.STATES, table)])
+    return WriteBatch(RecordKind.STATES, table)
+
+
+def counts_batch(
+    rows: list[tuple[str, datetime, int, int]],
+    product: str | None = None,
+    rework: list[int] | None = None,
+    tenant: str = "acme",
+) -> WriteBatch:
+    """Count records (machine, ts, produced, scrap), of one product, with rework or none."""
+    table = pa.table(
+        {
+            "tenant": [tenant] * len(rows),
+            "asset_id": [r[0] for r in rows],
+            "ts": pa.array([r[1] for r in rows], COUNTS.schema.field("ts").type),
+            "product_id": pa.array([product] * len(rows), pa.string()),
+            "produced": pa.array([r[2] for r in rows], pa.int64()),
+            "scrap": pa.array([r[3] for r in rows], pa.int64()),
+            "rework": pa.array(rework or [0] * len(rows), pa.int64()),
+        },
+        schema=COUNTS.schema,
+    )
+    return WriteBatch(RecordKind.COUNTS, table)
+
+
+def write_states(
+    events: DuckDBEventStore,
+    rows: list[tuple[str, datetime, str]] | list[tuple[str, datetime, str, str | None]],
+) -> None:
+    events.write([states_batch(rows)])
 
 
 def write_counts(
@@ -100,19 +129,7 @@ def write_counts(
     product: str | None = None,
     rework: list[int] | None = None,
 ) -> None:
-    table = pa.table(
-        {
-            "tenant": ["acme"] * len(rows),
-            "asset_id": [r[0] for r in rows],
-            "ts": pa.array([r[1] for r in rows], COUNTS.schema.field("ts").type),
-            "product_id": [product] * len(rows),
-            "produced": [r[2] for r in rows],
-            "scrap": [r[3] for r in rows],
-            "rework": rework or [0] * len(rows),
-        },
-        schema=COUNTS.schema,
-    )
-    events.write([WriteBatch(RecordKind.COUNTS, table)])
+    events.write([counts_batch(rows, product, rework)])
 
 
 def at(minutes: float) -> datetime:

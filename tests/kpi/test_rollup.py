@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import load_settings
 from leitstand.domain.assets import parse_asset_model
-from leitstand.domain.records import COUNTS, STATES, RecordKind
+from leitstand.domain.records import STATES, RecordKind
 from leitstand.domain.time_model import OeeTimes
 from leitstand.kpi.oee import OeeService
 from leitstand.kpi.rollup import PieceRollup
@@ -25,7 +25,7 @@ from leitstand.sim.enterprise import enterprise_model
 from leitstand.sim.feed import Simulator
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.interfaces import PIECE_COLUMNS, WriteBatch
-from tests.kpi.test_oee import write_states
+from tests.kpi.test_oee import counts_batch, states_batch, write_states
 
 TENANT = "nordwerk"
 HOUR = timedelta(hours=1)
@@ -142,37 +142,11 @@ def test_the_rollup_answers_what_raw_records_answer(plant) -> None:
 
 
 def states(rows: list[tuple[str, datetime, str]]) -> WriteBatch:
-    return WriteBatch(
-        RecordKind.STATES,
-        pa.table(
-            {
-                "tenant": [TENANT] * len(rows),
-                "asset_id": [r[0] for r in rows],
-                "ts": pa.array([r[1] for r in rows], STATES.schema.field("ts").type),
-                "state": [r[2] for r in rows],
-                "reason": pa.array([None] * len(rows), pa.string()),
-            },
-            schema=STATES.schema,
-        ),
-    )
+    return states_batch(rows, tenant=TENANT)
 
 
 def counts(rows: list[tuple[str, datetime, int, int]]) -> WriteBatch:
-    return WriteBatch(
-        RecordKind.COUNTS,
-        pa.table(
-            {
-                "tenant": [TENANT] * len(rows),
-                "asset_id": [r[0] for r in rows],
-                "ts": pa.array([r[1] for r in rows], STATES.schema.field("ts").type),
-                "product_id": pa.array([None] * len(rows), pa.string()),
-                "produced": pa.array([r[2] for r in rows], pa.int64()),
-                "scrap": pa.array([r[3] for r in rows], pa.int64()),
-                "rework": pa.array([0] * len(rows), pa.int64()),
-            },
-            schema=COUNTS.schema,
-        ),
-    )
+    return counts_batch(rows, tenant=TENANT)
 
 
 def test_late_duplicate_and_early_records_are_rolled_up_as_a_recomputation_would(plant) -> None:
