@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from leitstand.domain.records import RecordKind
+
+if TYPE_CHECKING:
+    from leitstand.ingest.conform import Decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +56,10 @@ class RecordSink(Protocol):
     """Accepts a columnar batch of one record kind for one tenant; returns once it is durably stored."""
 
     def send(self, tenant: str, kind: RecordKind, records: pa.Table) -> IngestResult: ...
+
+
+class RecordTarget(Protocol):
+    """Takes a decoded batch and returns a future that resolves once it is committed (the pipeline);
+    raises Overloaded when ingest is full, NotReady when it is not running."""
+
+    def submit(self, tenant: str, kind: RecordKind, decoded: Decoded) -> Future[IngestResult]: ...

@@ -1,0 +1,1 @@
+"""Plant connectivity: one folder per protocol (mqtt, sparkplug, opcua, modbus), same file roles in each."""
