@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import pwd
 import queue
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -35,6 +31,7 @@ from leitstand.access.mosquitto import (
     write_mosquitto_files,
 )
 from leitstand.domain.errors import InputError
+from tests.brokers import Mosquitto, find_binary, free_port
 
 WAIT_S = 5.0
 # Denied messages are not delivered, so the test waits this long for their absence after a marker.
@@ -45,12 +42,6 @@ GW2_KEY = "lsk_acme_gw2_api_key"
 RIVAL_KEY = "lsk_rival_gw_api_key"
 
 
-def find_binary(name: str, fallback: str) -> str:
-    path = shutil.which(name) or fallback
-    assert Path(path).is_file(), f"{name} is not installed (Debian package 'mosquitto'); these tests need it"
-    return path
-
-
 def base_accounts() -> list[MqttAccount]:
     return [
         platform_account("leitstand-platform", mosquitto_password_hash(PLATFORM_KEY)),
@@ -59,55 +50,27 @@ def base_accounts() -> list[MqttAccount]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Broker:
     port: int
     directory: Path
-    process: subprocess.Popen[bytes]
-    log: Path
+    mosquitto: Mosquitto
 
     def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.mosquitto.log_text()
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A real mosquitto on a free loopback port, configured only with the generated files."""
-    binary = find_binary("mosquitto", "/usr/sbin/mosquitto")
     directory = tmp_path / "mqtt"
     passwd, acl = write_mosquitto_files(directory, base_accounts())
     port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    # As root, mosquitto would switch to the 'mosquitto' user, which cannot read the private files here.
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    conf.write_text(render_listener_config(port, passwd, acl) + f"user {user}\n")
-    log = tmp_path / "mosquitto.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen([binary, "-c", str(conf), "-v"], stdout=log_file, stderr=subprocess.STDOUT)
+    mosquitto = Mosquitto(tmp_path / "broker", render_listener_config(port, passwd, acl), port).start()
     try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            assert process.poll() is None, f"mosquitto exited:\n{log.read_text(errors='replace')}"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"mosquitto did not listen:\n{log.read_text()}"
-                time.sleep(0.05)
-        yield Broker(port, directory, process, log)
+        yield Broker(port, directory, mosquitto)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=WAIT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=WAIT_S)
+        mosquitto.stop()
 
 
 class Client:
@@ -200,6 +163,7 @@ class Client:
         if self.connack is not None and not self.connack.is_failure:
             self.paho.disconnect()
         self.paho.loop_stop()
+        self.paho._reset_sockets()  # paho leaves its wake-up socket pair to the garbage collector
 
 
 ConnectFn = Callable[[str, str], Client]
@@ -346,7 +310,8 @@ def test_sighup_reloads_files_for_new_and_connected_clients(broker: Broker, conn
         gateway_account("acme", "gw-2", "plant-2", mosquitto_password_hash(GW2_KEY)),
     ]
     write_mosquitto_files(broker.directory, accounts)
-    broker.process.send_signal(signal.SIGHUP)
+    assert broker.mosquitto.process is not None
+    broker.mosquitto.process.send_signal(signal.SIGHUP)
 
     deadline = time.monotonic() + WAIT_S
     while try_login(broker.port, "acme/gw-2", GW2_KEY).is_failure:

@@ -196,10 +196,10 @@ def test_the_largest_json_integers_are_stored_where_they_fit() -> None:
 
 def test_a_json_number_that_is_no_double_is_out_of_range() -> None:
     # orjson never yields such an integer, but the record checks must not depend on the parser
-    from leitstand.ingest.decode_json import _json_row
+    from leitstand.ingest.decode_json import json_row
 
     with pytest.raises(Exception, match="too large") as caught:
-        _json_row(sample(value=10**400), SAMPLES)
+        json_row(sample(value=10**400), SAMPLES)
     assert caught.value.code == "out_of_range"  # type: ignore[attr-defined]
 
 

@@ -162,6 +162,16 @@ class Health:
             }
 
 
+# An asset's path of ids from the enterprise, and a signal on it (None: the asset itself)
+SeenAsset = tuple[tuple[str, ...], str | None]
+
+
+class AssetRegistrar(Protocol):
+    """Creates the assets and signals that a connection's data names and the asset model lacks."""
+
+    def ensure(self, tenant: str, seen: set[SeenAsset]) -> None: ...
+
+
 class Connector(Protocol):
     """A running connection: started once, stopped once; `health` is readable at any time."""
 

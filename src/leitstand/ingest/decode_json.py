@@ -21,7 +21,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC = {"value": "float", "produced": "int", "scrap": "int", "rework": "int"}
 
 
-class _RecordInvalid(Exception):
+class RecordInvalid(Exception):
+    """One record is malformed; `code` is the dead-letter reason."""
+
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
@@ -46,8 +48,8 @@ def decode_json(body: bytes, spec: RecordSpec, max_records: int | None = None) -
     raw: dict[int, Any] = {}
     for index, record in enumerate(records):
         try:
-            row = _json_row(record, spec)
-        except _RecordInvalid as exc:
+            row = json_row(record, spec)
+        except RecordInvalid as exc:
             errors.append(RecordError(index, exc.code, str(exc)))
             raw[index] = record
             continue
@@ -58,28 +60,30 @@ def decode_json(body: bytes, spec: RecordSpec, max_records: int | None = None) -
     return Decoded(conform(table, spec), pa.array(positions, pa.int64()), errors, raw, len(records))
 
 
-def _json_row(record: object, spec: RecordSpec) -> dict[str, Any]:
+def json_row(record: object, spec: RecordSpec) -> dict[str, Any]:
+    """One JSON record as a row of the spec's columns (`timestamp_ms` is taken for `ts`), or raise
+    RecordInvalid with the reason."""
     if not isinstance(record, dict):
-        raise _RecordInvalid("record must be a JSON object", "invalid_record")
+        raise RecordInvalid("record must be a JSON object", "invalid_record")
     if "timestamp_ms" in record and "ts" not in record:
         record = {**record, "ts": record["timestamp_ms"]}
         del record["timestamp_ms"]
     unknown = [k for k in record if k not in spec.schema.names]
     if unknown:
-        raise _RecordInvalid(f"unknown field(s) {', '.join(map(repr, unknown))}", "unknown_field")
+        raise RecordInvalid(f"unknown field(s) {', '.join(map(repr, unknown))}", "unknown_field")
     row: dict[str, Any] = {}
     for name in spec.schema.names:
         value = record.get(name)
         if value is None:
             if name in spec.required:
-                raise _RecordInvalid(f"field {name!r} is required", "missing_field")
+                raise RecordInvalid(f"field {name!r} is required", "missing_field")
             continue
         if name == "ts":
             row[name] = _json_ts(value)
         elif name in _NUMERIC:
             row[name] = _json_number(name, value, _NUMERIC[name])
         elif not isinstance(value, str):
-            raise _RecordInvalid(f"field {name!r} must be a string, not {type(value).__name__}", "wrong_type")
+            raise RecordInvalid(f"field {name!r} must be a string, not {type(value).__name__}", "wrong_type")
         else:
             row[name] = value
     return row
@@ -88,30 +92,30 @@ def _json_row(record: object, spec: RecordSpec) -> dict[str, Any]:
 def _json_number(name: str, value: object, kind: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
-            raise _RecordInvalid(
+            raise RecordInvalid(
                 f"field {name!r} is {value}; only finite numbers are stored", "non_finite_value"
             )
-        raise _RecordInvalid(f"field {name!r} must be a number, not {type(value).__name__}", "wrong_type")
+        raise RecordInvalid(f"field {name!r} must be a number, not {type(value).__name__}", "wrong_type")
     if isinstance(value, float) and not math.isfinite(value):
-        raise _RecordInvalid(f"field {name!r} is not finite", "non_finite_value")
+        raise RecordInvalid(f"field {name!r} is not finite", "non_finite_value")
     if kind == "int":
         if isinstance(value, float) and not value.is_integer():
-            raise _RecordInvalid(f"field {name!r} must be a whole number, not {value}", "wrong_type")
+            raise RecordInvalid(f"field {name!r} must be a whole number, not {value}", "wrong_type")
         number = int(value)
         if not INT64_MIN <= number <= INT64_MAX:
-            raise _RecordInvalid(
+            raise RecordInvalid(
                 f"field {name!r} is {number}, outside the stored 64-bit integer range", "out_of_range"
             )
         return number
     try:
         return float(value)
     except OverflowError as exc:  # an integer too large for a double
-        raise _RecordInvalid(f"field {name!r} is too large to store as a number", "out_of_range") from exc
+        raise RecordInvalid(f"field {name!r} is too large to store as a number", "out_of_range") from exc
 
 
 def _json_ts(value: object) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _RecordInvalid(
+        raise RecordInvalid(
             "field 'ts' must be an ISO 8601 string with offset or epoch milliseconds", "wrong_type"
         )
     if not isinstance(value, str):
@@ -123,11 +127,11 @@ def _json_ts(value: object) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _RecordInvalid(
+        raise RecordInvalid(
             f"field 'ts' {value!r} is not an ISO 8601 timestamp", "invalid_timestamp"
         ) from exc
     if parsed.tzinfo is None:
-        raise _RecordInvalid(
+        raise RecordInvalid(
             f"field 'ts' {value!r} has no UTC offset; add 'Z' or '+01:00'", "invalid_timestamp"
         )
     try:
@@ -136,8 +140,8 @@ def _json_ts(value: object) -> datetime:
         raise _ts_out_of_range(value) from exc
 
 
-def _ts_out_of_range(value: object) -> _RecordInvalid:
-    return _RecordInvalid(
+def _ts_out_of_range(value: object) -> RecordInvalid:
+    return RecordInvalid(
         f"field 'ts' {value!r} is outside the timestamps that can be stored (years 1 to 9999 UTC)",
         "invalid_timestamp",
     )

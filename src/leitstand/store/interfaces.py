@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from leitstand.domain.agreements import Agreement
-from leitstand.domain.assets import Asset, AssetModel, Product
+from leitstand.domain.assets import Asset, AssetModel, Product, Signal
 from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Principal, Role, Tenant
 from leitstand.domain.time_model import StateMapping
@@ -236,6 +236,13 @@ class MetadataStore(Protocol):
 
     def import_asset_model(self, tenant_id: str, model: AssetModel) -> dict[str, int]:
         """Upsert a model (idempotent); return counts of created and updated assets and products."""
+        ...
+
+    def add_assets(
+        self, tenant_id: str, assets: Sequence[Asset], signals: Sequence[tuple[str, Signal]]
+    ) -> int:
+        """Insert the assets and (asset id, signal) pairs that do not exist yet, leaving existing ones
+        as they are; return how many rows were new."""
         ...
 
     def assets(self, tenant_id: str) -> list[Asset]: ...

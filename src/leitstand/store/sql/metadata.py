@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -369,6 +369,47 @@ class SqlMetadataStore:
         for listener in list(self._listeners):
             listener(tenant_id)
         return counts
+
+    def add_assets(
+        self, tenant_id: str, assets: Sequence[Asset], signals: Sequence[tuple[str, Signal]]
+    ) -> int:
+        added = 0
+        with self._lock, self._session.begin() as s:
+            if s.get(TenantRow, tenant_id) is None:
+                raise InputError(f"tenant {tenant_id!r} does not exist")
+            for asset in assets:
+                if s.get(AssetRow, (tenant_id, asset.id)) is None:
+                    s.add(
+                        AssetRow(
+                            tenant_id=tenant_id,
+                            id=asset.id,
+                            level=asset.level.value,
+                            name=asset.name,
+                            parent_id=asset.parent_id,
+                            path=asset.path,
+                            machine_type=asset.machine_type,
+                            timezone=asset.timezone,
+                            ideal_cycle_s=asset.ideal_cycle_s,
+                        )
+                    )
+                    s.flush()
+                    added += 1
+            for asset_id, signal in signals:
+                if s.get(SignalRow, (tenant_id, asset_id, signal.name)) is None:
+                    s.add(
+                        SignalRow(
+                            tenant_id=tenant_id,
+                            asset_id=asset_id,
+                            name=signal.name,
+                            unit=signal.unit,
+                            description=signal.description,
+                        )
+                    )
+                    added += 1
+        if added:
+            for listener in list(self._listeners):
+                listener(tenant_id)
+        return added
 
     def assets(self, tenant_id: str) -> list[Asset]:
         with self._session() as s:

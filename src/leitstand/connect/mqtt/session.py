@@ -1,0 +1,203 @@
+"""One MQTT client session in its own thread, for the UNS and the Sparkplug B connections alike.
+
+paho-mqtt does the protocol (3.1.1 and 5, QoS, TLS, keep-alive, reconnect). This module adds what a
+connector needs around it: a stable persistent session so the broker keeps QoS 1 messages while we are
+away, subscriptions renewed on every connect, acknowledgements sent by the connector once records are
+committed (not when the callback returns), health on every link transition, and a read buffer.
+
+The read buffer: paho reads each packet with two or three `recv` calls and one `select`, so at tens of
+thousands of small messages per second the receive thread spends most of its time in system calls.
+`_BufferedClient` reads up to 256 KiB per call and serves paho's small reads from memory (measured on
+2 cores: 30k → 41k messages/s for one paho client).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from leitstand.connect.base import Health, LinkState
+from leitstand.connect.mqtt.config import BrokerConfig
+
+log = logging.getLogger(__name__)
+
+_READ_BYTES = 256 * 1024
+
+# (topic, payload, mid, qos) of one received message
+OnMessage = Callable[[str, bytes, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    """The message the broker publishes for us if our connection dies without a clean disconnect."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+class _BufferedClient(mqtt.Client):
+    """paho's client with its socket reads served from a 256 KiB buffer (see the module docstring)."""
+
+    _rbuf: bytes = b""
+    _rpos: int = 0
+    _rsock: object = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rsock is not self._sock:  # a new connection: nothing buffered belongs to it
+            self._rbuf, self._rpos, self._rsock = b"", 0, self._sock
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(_READ_BYTES)
+            if not data:
+                return data
+            self._rbuf, self._rpos = data, 0
+        out = self._rbuf[self._rpos : self._rpos + bufsize]
+        self._rpos += len(out)
+        return out
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        # Packets already in the buffer would otherwise wait for the socket to become readable again.
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf):
+            rc = super().loop_read(1)
+        return rc
+
+
+class MqttSession:
+    """Connects (and reconnects) to a broker, subscribes on every connect, hands messages to `on_message`
+    on the network thread, and reports the link state to `health`."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        client_id: str,
+        health: Health,
+        subscriptions: Sequence[tuple[str, int]],
+        on_message: OnMessage,
+        manual_ack: bool = True,
+        will: Will | None = None,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.health = health
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        v5 = broker.mqtt_version == "5"
+        client = _BufferedClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=manual_ack,
+        )
+        if broker.username is not None:
+            client.username_pw_set(broker.username, broker.password)
+        if broker.tls is not None:
+            client.tls_set(
+                ca_certs=str(broker.tls.ca_file) if broker.tls.ca_file else None,
+                certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
+                keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if will is not None:
+            client.will_set(will.topic, will.payload, will.qos, will.retain)
+        client.reconnect_delay_set(
+            broker.reconnect_min_s, max(broker.reconnect_min_s, broker.reconnect_max_s)
+        )
+        client.on_connect = self._connected
+        client.on_disconnect = self._disconnected
+        client.on_connect_fail = self._connect_failed
+        client.on_message = self._message
+        self.client = client
+
+    def start(self) -> None:
+        properties = None
+        if self.broker.mqtt_version == "5":
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.broker.session_expiry_s
+            # Messages are acknowledged once committed, ~100 ms after they arrive; without this the
+            # broker would send only its default of 20 unacknowledged messages at a time.
+            properties.ReceiveMaximum = self.broker.receive_maximum
+        self.client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            self.broker.keepalive_s,
+            clean_start=False if self.broker.mqtt_version == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.health.key}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.client.loop_forever(retry_first_connection=True)
+                return
+            except Exception as exc:  # a fault in paho or a callback must not end the connection
+                self.health.failed("client_error", f"{type(exc).__name__}: {exc}")
+                self.health.set_state(LinkState.DISCONNECTED, str(exc))
+                if self._stopping.wait(self.broker.reconnect_min_s):
+                    return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self.client.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.client._reset_sockets()  # paho leaves its wake-up socket pair to the garbage collector
+        self.health.set_state(LinkState.STOPPED)
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a QoS 1 message (call once its records are committed, in arrival order)."""
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos, retain)
+
+    # paho callbacks (network thread) ---------------------------------------------------------------
+
+    def _connected(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.health.failed("connect_refused", str(reason))
+            self.health.set_state(LinkState.DISCONNECTED, f"refused: {reason}")
+            return
+        if self._subscriptions:
+            client.subscribe(self._subscriptions)
+        self.health.set_state(LinkState.CONNECTED, f"{self.broker.host}:{self.broker.port}")
+        if self._on_connected is not None:
+            self._on_connected()
+
+    def _disconnected(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
+        if self._stopping.is_set():
+            return
+        self.health.set_state(LinkState.DISCONNECTED, str(reason))
+
+    def _connect_failed(self, _c: mqtt.Client, _u: Any) -> None:
+        self.health.failed("connect_failed", f"cannot reach {self.broker.host}:{self.broker.port}")
+        self.health.set_state(LinkState.DISCONNECTED, "cannot connect")
+
+    def _message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode(errors="replace")
+        try:
+            self._on_message(topic, bytes(message.payload), message.mid, message.qos)
+        except Exception as exc:  # never let a fault end the network loop
+            log.exception("handling a message on %s failed", topic)
+            self.health.failed("handler_error", f"{type(exc).__name__}: {exc}")
