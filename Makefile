@@ -6,12 +6,12 @@ UV     := $(BIN)/uv
 VENDOR := src/leitstand/web/static/vendor
 DEMO_ARGS ?=
 
-.PHONY: demo test bench lint services install install-test web-assets clean
+.PHONY: demo test bench lint services install install-test edge-venv web-assets proto clean
 
 demo: install web-assets
 	$(BIN)/leitstand demo $(DEMO_ARGS)
 
-test: services install-test web-assets lint
+test: services install-test edge-venv web-assets lint
 	$(BIN)/pytest
 
 bench: services install-test web-assets
@@ -40,6 +40,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python -e '.[test]'
 	touch $(VENV)/.installed $@
+
+# An independent Sparkplug B implementation for the interoperability tests, in its own environment
+# (it needs paho-mqtt 1.x, Leitstand uses 2.x).
+EDGE := $(VENV)/sparkplug-edge
+edge-venv: $(EDGE)/.installed
+$(EDGE)/.installed: | $(BIN)/python
+	$(UV) venv --quiet --python $(BIN)/python $(EDGE)
+	$(UV) pip install --quiet --python $(EDGE)/bin/python 'pysparkplug==0.6.1'
+	touch $@
+
+# The Sparkplug B payload classes, generated from the schema in the repository.
+proto: install-test
+	cd src/leitstand/connect/sparkplug && ../../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. sparkplug_b.proto
 
 # Front-end assets come from the npm registry at build time and are served by the app (no CDN).
 web-assets: $(VENDOR)/.built

@@ -1,4 +1,4 @@
-"""The MQTT Unified Namespace connector: subscribe, batch, decode, hand to ingest, acknowledge.
+"""MQTT connectors: a batching subscriber shared by the Unified Namespace and the Sparkplug B host.
 
 Messages collect in memory for at most `flush_interval_ms` (or until `batch_messages` wait), then one
 batch is decoded into one table per record kind and queued for the writer. A QoS 1 message is
@@ -12,19 +12,173 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
-from leitstand.connect.base import AssetRegistrar, Health, Inlet
-from leitstand.connect.mqtt.config import MqttConfig
-from leitstand.connect.mqtt.decode import UnsDecoder
-from leitstand.connect.mqtt.session import MqttSession
+from leitstand.connect.base import AssetRegistrar, ConnectionConfig, Health, Inlet
+from leitstand.connect.mqtt.config import BrokerConfig, MqttConfig
+from leitstand.connect.mqtt.decode import KindBatch, UnsDecoder
+from leitstand.connect.mqtt.session import MqttSession, Will
+from leitstand.domain.records import RecordKind
 from leitstand.ingest.sink import IngestResult, RecordTarget
 
 _PENDING_BATCHES = 4
 
+# topics, payloads, arrival times → one batch per record kind
+Decode = Callable[[list[str], list[bytes], list[float]], dict[RecordKind, KindBatch]]
+
+
+class BatchingSubscriber:
+    """Subscribes through an MqttSession, decodes in batches on its own thread, acknowledges after
+    commit. `decode` runs on that one thread only, so it may keep state (the Sparkplug host does)."""
+
+    def __init__(
+        self,
+        health: Health,
+        inlet: Inlet,
+        stop: threading.Event,
+        decode: Decode,
+        flush_interval_ms: int,
+        batch_messages: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.health = health
+        self._inlet = inlet
+        self._stop = stop
+        self._decode = decode
+        self._interval = flush_interval_ms / 1000
+        self._batch_messages = batch_messages
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._topics: list[str] = []
+        self._payloads: list[bytes] = []
+        self._arrived: list[float] = []
+        self._acks: list[int] = []  # mids of QoS 1 messages in the batch, in arrival order
+        self.session: MqttSession | None = None
+        self._flusher: threading.Thread | None = None
+
+    def start(self, session: MqttSession) -> None:
+        self.session = session
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name=f"flush-{self.health.key}", daemon=True
+        )
+        self._flusher.start()
+        session.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect, then store what arrived (messages not committed by then stay unacknowledged)."""
+        if self.session is not None:
+            self.session.stop(timeout)
+        with self._cond:
+            self._stop.set()
+            self._cond.notify_all()
+        if self._flusher is not None:
+            self._flusher.join(timeout)
+            self._flusher = None
+
+    # network thread --------------------------------------------------------------------------------
+
+    def message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        limit = _PENDING_BATCHES * self._batch_messages
+        with self._cond:
+            while len(self._topics) >= limit and not self._stop.is_set():
+                self._cond.wait(0.5)
+            self._topics.append(topic)
+            self._payloads.append(payload)
+            self._arrived.append(self._clock())
+            if qos:
+                self._acks.append(mid)
+            if len(self._topics) >= self._batch_messages:
+                self._cond.notify_all()
+
+    # flusher thread --------------------------------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: len(self._topics) >= self._batch_messages or self._stop.is_set(),
+                    timeout=self._interval,
+                )
+                batch = self._topics, self._payloads, self._arrived, self._acks
+                self._topics, self._payloads, self._arrived, self._acks = [], [], [], []
+                self._cond.notify_all()
+                stopping = self._stop.is_set()
+            try:
+                # an empty batch too: decoders with timers (the Sparkplug reorder timeout) need the tick
+                self._deliver(*batch)
+            except Exception as exc:  # the batch stays unacknowledged; the broker resends it
+                self.health.failed("deliver_failed", f"{type(exc).__name__}: {exc}")
+            if stopping:
+                return
+
+    def _deliver(
+        self, topics: list[str], payloads: list[bytes], arrived: list[float], acks: list[int]
+    ) -> None:
+        decoded = self._decode(topics, payloads, arrived)
+        futures: list[Future[IngestResult]] = []
+        records = 0
+        for kind, batch in decoded.items():
+            if batch.table.num_rows or batch.rejects:
+                future = self._inlet.submit(kind, batch.table, batch.rejects)
+                if future is None:  # stopping before ingest took it: leave it unacknowledged
+                    return
+                futures.append(future)
+                records += batch.table.num_rows
+        if topics:
+            self.health.received(len(topics), records)
+        if acks:
+            self._ack_when_committed(futures, acks)
+
+    def _ack_when_committed(self, futures: Sequence[Future[IngestResult]], acks: list[int]) -> None:
+        remaining = [len(futures)]
+        lock = threading.Lock()
+
+        def ack_all() -> None:
+            if self.session is not None:
+                for mid in acks:
+                    self.session.ack(mid, 1)
+
+        def one_done(future: Future[IngestResult]) -> None:
+            if future.exception() is not None:
+                self.health.failed("store_failed", f"{future.exception()}; the broker will resend")
+                return
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            ack_all()
+
+        if not futures:
+            ack_all()
+        for future in futures:
+            future.add_done_callback(one_done)
+
+
+def session_for(
+    subscriber: BatchingSubscriber,
+    config: ConnectionConfig,
+    broker: BrokerConfig,
+    filters: Sequence[tuple[str, int]],
+    will: Will | None = None,
+    on_connected: Callable[[], None] | None = None,
+) -> MqttSession:
+    """The session of a connection; its client id stays the same across restarts (see BrokerConfig)."""
+    return MqttSession(
+        broker,
+        broker.client_id or f"leitstand-{config.tenant}-{config.name}",
+        subscriber.health,
+        filters,
+        subscriber.message,
+        manual_ack=True,
+        will=will,
+        on_connected=on_connected,
+    )
+
 
 class MqttConnector:
+    """An MQTT Unified Namespace subscription (see decode.py for the topic tree)."""
+
     def __init__(
         self,
         config: MqttConfig,
@@ -35,119 +189,32 @@ class MqttConnector:
         self.config = config
         self.health = Health(config.key, "mqtt")
         self._registrar = registrar if config.unknown_assets == "create" else None
-        self._clock = clock
-        self._stop = threading.Event()
-        self._inlet = Inlet(target, config.tenant, self.health, self._stop)
+        stop = threading.Event()
         self._decoder = UnsDecoder(config.tenant, config.max_payload_bytes)
-        self._cond = threading.Condition()
-        self._topics: list[str] = []
-        self._payloads: list[bytes] = []
-        self._arrived: list[float] = []
-        self._acks: list[int] = []  # mids of QoS 1 messages in the batch, in arrival order
-        group = config.shared_group
-        filters = [(f"$share/{group}/{f}" if group else f, config.qos) for f in config.filters]
-        self._session = MqttSession(
-            config.broker,
-            config.broker.client_id or f"leitstand-{config.tenant}-{config.name}",
+        self._subscriber = BatchingSubscriber(
             self.health,
-            filters,
-            self._message,
-            manual_ack=True,
+            Inlet(target, config.tenant, self.health, stop),
+            stop,
+            self._decode,
+            config.flush_interval_ms,
+            config.batch_messages,
+            clock,
         )
-        self._flusher: threading.Thread | None = None
+        group = config.shared_group
+        self._filters = [(f"$share/{group}/{f}" if group else f, config.qos) for f in config.filters]
 
     def start(self) -> None:
-        self._flusher = threading.Thread(
-            target=self._flush_loop, name=f"mqtt-flush-{self.config.key}", daemon=True
-        )
-        self._flusher.start()
-        self._session.start()
+        self._subscriber.start(session_for(self._subscriber, self.config, self.config.broker, self._filters))
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Disconnect, then store what arrived (messages not committed by then stay unacknowledged)."""
-        self._session.stop(timeout)
-        with self._cond:
-            self._stop.set()
-            self._cond.notify_all()
-        if self._flusher is not None:
-            self._flusher.join(timeout)
-            self._flusher = None
+        self._subscriber.stop(timeout)
 
-    # network thread --------------------------------------------------------------------------------
-
-    def _message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
-        limit = _PENDING_BATCHES * self.config.batch_messages
-        with self._cond:
-            while len(self._topics) >= limit and not self._stop.is_set():
-                self._cond.wait(0.5)
-            self._topics.append(topic)
-            self._payloads.append(payload)
-            self._arrived.append(self._clock())
-            if qos:
-                self._acks.append(mid)
-            if len(self._topics) >= self.config.batch_messages:
-                self._cond.notify_all()
-
-    # flusher thread --------------------------------------------------------------------------------
-
-    def _flush_loop(self) -> None:
-        interval = self.config.flush_interval_ms / 1000
-        while True:
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: len(self._topics) >= self.config.batch_messages or self._stop.is_set(),
-                    timeout=interval,
-                )
-                batch = self._topics, self._payloads, self._arrived, self._acks
-                self._topics, self._payloads, self._arrived, self._acks = [], [], [], []
-                self._cond.notify_all()
-                stopping = self._stop.is_set()
-            if batch[0]:
-                try:
-                    self._deliver(*batch)
-                except Exception as exc:  # the batch stays unacknowledged; the broker resends it
-                    self.health.failed("deliver_failed", f"{type(exc).__name__}: {exc}")
-            if stopping:
-                return
-
-    def _deliver(
-        self, topics: list[str], payloads: list[bytes], arrived: list[float], acks: list[int]
-    ) -> None:
+    def _decode(
+        self, topics: list[str], payloads: list[bytes], arrived: list[float]
+    ) -> dict[RecordKind, KindBatch]:
         decoded = self._decoder.decode(topics, payloads, arrived)
         if self._registrar is not None:
             seen = self._decoder.take_seen()
             if seen:
                 self._registrar.ensure(self.config.tenant, seen)
-        futures: list[Future[IngestResult]] = []
-        records = 0
-        for kind, batch in decoded.items():
-            if batch.table.num_rows or batch.rejects:
-                future = self._inlet.submit(kind, batch.table, batch.rejects)
-                if future is None:  # stopping before ingest took it: leave it unacknowledged
-                    return
-                futures.append(future)
-                records += batch.table.num_rows
-        self.health.received(len(topics), records)
-        if acks:
-            self._ack_when_committed(futures, acks)
-
-    def _ack_when_committed(self, futures: list[Future[IngestResult]], acks: list[int]) -> None:
-        remaining = [len(futures)]
-        lock = threading.Lock()
-
-        def one_done(future: Future[IngestResult]) -> None:
-            if future.exception() is not None:
-                self.health.failed("store_failed", f"{future.exception()}; the broker will resend")
-                return
-            with lock:
-                remaining[0] -= 1
-                if remaining[0]:
-                    return
-            for mid in acks:
-                self._session.ack(mid, 1)
-
-        if not futures:
-            for mid in acks:
-                self._session.ack(mid, 1)
-        for future in futures:
-            future.add_done_callback(one_done)
+        return decoded

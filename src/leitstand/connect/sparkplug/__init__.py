@@ -1,0 +1,1 @@
+"""Sparkplug B 3.0: Leitstand as the primary host application (see host.py and decision 0007)."""

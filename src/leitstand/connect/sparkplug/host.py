@@ -1,0 +1,520 @@
+"""The Sparkplug B 3.0 host application's view of its edge nodes: births, deaths, aliases, seq.
+
+Runs on one thread (the batching subscriber's), so it keeps its state without locks. For each edge node
+(group, node id) it holds the session's bdSeq, the last seq, the metrics its births declared (by alias and
+by name), its devices, and messages that arrived ahead of a seq gap.
+
+- NBIRTH starts a session: metrics, aliases and bdSeq are taken from it; earlier state is dropped.
+- NDEATH ends the session only if its bdSeq is the session's; a late NDEATH of an older session (the
+  broker sends the Will of a connection the node already replaced) changes nothing.
+- On death, every metric of the node (or device) is marked stale: one sample with its last value and
+  quality BAD at the time of death, so readers see where the data stopped being current.
+- seq runs 0..255 and wraps. A message ahead of the expected seq waits up to `reorder_timeout_ms` for the
+  missing ones; then what waits is applied in order and a Rebirth is requested (NCMD). A seq already
+  seen (a QoS 1 redelivery) is a duplicate and skipped.
+- Data of a node or device without a birth, and metrics with an unknown alias, are dead-lettered, and a
+  Rebirth is requested, at most once per `rebirth_interval_ms` per node.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf.message import DecodeError
+
+from leitstand.connect.base import CounterIncrements, Health, Reject, SeenAsset, describe_payload
+from leitstand.connect.mqtt.decode import KindBatch
+from leitstand.connect.sparkplug import decode as spb
+from leitstand.connect.sparkplug.config import SparkplugConfig
+from leitstand.domain.assets import ID_PATTERN
+from leitstand.domain.records import SPECS, RecordKind
+from leitstand.ingest.conform import conform
+
+log = logging.getLogger(__name__)
+
+SAMPLE, STATE, COUNTER, SKIP = "sample", "state", "counter", "skip"
+
+
+@dataclass(slots=True)
+class MetricDef:
+    """A metric as its birth declared it, and where its values go."""
+
+    asset_id: str
+    signal: str
+    datatype: int
+    role: str
+    field: str | None  # the scalar value field, None for arrays and other types
+    bits: int  # signed integer width, 0 if unsigned or not an integer
+    path: tuple[str, ...]  # the asset's path, for creating it (and its signals) when allowed
+    last: float | None = None  # the last value stored, for marking it stale at death
+
+
+@dataclass(slots=True)
+class EdgeNode:
+    group: str
+    node: str
+    site: str
+    bd_seq: int | None = None
+    online: bool = False
+    seq: int = 0
+    aliases: dict[int, MetricDef] = field(default_factory=dict)
+    names: dict[tuple[str | None, str], MetricDef] = field(default_factory=dict)
+    devices: dict[str, bool] = field(default_factory=dict)
+    pending: dict[int, tuple[spb.SparkplugTopic, Any, float, str, bytes]] = field(default_factory=dict)
+    gap_since: float | None = None
+    rebirth_at: float = float("-inf")
+    births: int = 0
+    last_message_at: float | None = None
+
+    def view(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "node": self.node,
+            "online": self.online,
+            "bd_seq": self.bd_seq,
+            "seq": self.seq,
+            "births": self.births,
+            "metrics": len(self.names),
+            "devices": dict(sorted(self.devices.items())),
+            "last_message_at": self.last_message_at,
+        }
+
+
+class _Out:
+    """Columns of the records a batch yields, per kind, and its rejects."""
+
+    def __init__(self) -> None:
+        self.asset: list[str] = []
+        self.signal: list[str] = []
+        self.ts: list[int] = []  # epoch milliseconds
+        self.value: list[float] = []
+        self.quality: list[str] = []
+        self.states: dict[str, list[Any]] = {"asset_id": [], "ts": [], "state": []}
+        self.counts: dict[str, list[Any]] = {"asset_id": [], "ts": [], "produced": []}
+        self.rejects: list[Reject] = []
+
+    def sample(self, asset: str, signal: str, ts: int, value: float, quality: str = "GOOD") -> None:
+        self.asset.append(asset)
+        self.signal.append(signal)
+        self.ts.append(ts)
+        self.value.append(value)
+        self.quality.append(quality)
+
+    def batches(self) -> dict[RecordKind, KindBatch]:
+        ms = pa.timestamp("ms", tz="UTC")
+        samples = pa.table(
+            {
+                "asset_id": pa.array(self.asset, pa.string()),
+                "signal": pa.array(self.signal, pa.string()),
+                "ts": pa.array(self.ts, pa.int64()).cast(ms),
+                "value": pa.array(self.value, pa.float64()),
+                "quality": pa.array(self.quality, pa.string()),
+            }
+        )
+        states = pa.table(
+            {
+                "asset_id": pa.array(self.states["asset_id"], pa.string()),
+                "ts": pa.array(self.states["ts"], pa.int64()).cast(ms),
+                "state": pa.array(self.states["state"], pa.string()),
+            }
+        )
+        counts = pa.table(
+            {
+                "asset_id": pa.array(self.counts["asset_id"], pa.string()),
+                "ts": pa.array(self.counts["ts"], pa.int64()).cast(ms),
+                "produced": pa.array(self.counts["produced"], pa.int64()),
+            }
+        )
+        return {
+            RecordKind.SAMPLES: KindBatch(conform(samples, SPECS[RecordKind.SAMPLES]), self.rejects),
+            RecordKind.STATES: KindBatch(conform(states, SPECS[RecordKind.STATES])),
+            RecordKind.COUNTS: KindBatch(conform(counts, SPECS[RecordKind.COUNTS])),
+        }
+
+
+class SparkplugHost:
+    """Turns Sparkplug messages into records; `publish(topic, payload)` sends Rebirth requests."""
+
+    def __init__(
+        self,
+        config: SparkplugConfig,
+        health: Health,
+        publish: Callable[[str, bytes], object],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self.health = health
+        self._publish = publish
+        self.nodes: dict[tuple[str, str], EdgeNode] = {}
+        self._counters = CounterIncrements()
+        self._states = frozenset(config.state_metrics)
+        self._counter_names = frozenset(config.counter_metrics)
+        self._seen: set[SeenAsset] = set()
+        self._reorder_s = config.reorder_timeout_ms / 1000
+        self._rebirth_s = config.rebirth_interval_ms / 1000
+
+    def decode(
+        self, topics: list[str], payloads: list[bytes], arrived: list[float]
+    ) -> dict[RecordKind, KindBatch]:
+        out = _Out()
+        for topic, payload, at in zip(topics, payloads, arrived, strict=True):
+            self._message(topic, payload, at, out)
+        self._tick(self._clock(), out)
+        return out.batches()
+
+    def take_seen(self) -> set[SeenAsset]:
+        seen, self._seen = self._seen, set()
+        return seen
+
+    # messages --------------------------------------------------------------------------------------
+
+    def _message(self, topic: str, payload: bytes, at: float, out: _Out) -> None:
+        t = spb.parse_topic(topic)
+        if t is None or t.message_type in ("NCMD", "DCMD"):
+            return
+        site = self._site(t.group)
+        if site is None:
+            out.rejects.append(
+                Reject(
+                    "tenant_mismatch",
+                    f"group {t.group!r} does not belong to tenant {self.config.tenant!r} "
+                    f"(expected '{self.config.tenant}:<site>')",
+                    describe_payload(topic, payload),
+                )
+            )
+            return
+        for name in (t.node, t.device):
+            if name is not None and not ID_PATTERN.fullmatch(name):
+                out.rejects.append(
+                    Reject("invalid_id", f"{name!r} cannot be an asset id", describe_payload(topic, payload))
+                )
+                return
+        if len(payload) > self.config.max_payload_bytes:
+            out.rejects.append(
+                Reject(
+                    "payload_too_large",
+                    f"payload of {len(payload)} bytes exceeds max_payload_bytes "
+                    f"({self.config.max_payload_bytes})",
+                    describe_payload(topic, payload),
+                )
+            )
+            return
+        try:
+            message = spb.Payload.FromString(payload)
+        except DecodeError as exc:
+            out.rejects.append(
+                Reject(
+                    "invalid_protobuf",
+                    f"payload is not a Sparkplug B protobuf: {exc}",
+                    describe_payload(topic, payload),
+                )
+            )
+            return
+        key = (t.group, t.node)
+        node = self.nodes.get(key)
+        kind = t.message_type
+        if kind == "NBIRTH":
+            self._nbirth(t, site, message, at, out)
+            return
+        if kind == "NDEATH":
+            self._ndeath(node, t, message, at, out)
+            return
+        if kind not in ("NDATA", "DBIRTH", "DDATA", "DDEATH"):
+            out.rejects.append(
+                Reject(
+                    "unknown_message_type",
+                    f"message type {kind!r} is not Sparkplug B",
+                    describe_payload(topic, payload),
+                )
+            )
+            return
+        if node is None or not node.online:
+            out.rejects.append(
+                Reject(
+                    "no_birth",
+                    f"{kind} from edge node {t.node!r} before its NBIRTH",
+                    describe_payload(topic, payload),
+                )
+            )
+            self._rebirth(node or EdgeNode(t.group, t.node, site), at, "data before birth")
+            return
+        node.last_message_at = at
+        if not message.HasField("seq"):
+            out.rejects.append(Reject("missing_seq", f"{kind} without seq", describe_payload(topic, payload)))
+            return
+        seq = int(message.seq) % 256
+        expected = (node.seq + 1) % 256
+        if seq == expected:
+            self._apply(node, t, message, at, out, topic, payload)
+            node.seq = seq
+            self._drain(node, out)
+        elif 0 <= (node.seq - seq) % 256 < 128:  # at or behind the last one: already seen
+            self.health.failed("duplicate", f"seq {seq} from {t.group}/{t.node} was already seen")
+        else:
+            node.pending[seq] = (t, message, at, topic, payload)
+            if node.gap_since is None:
+                node.gap_since = at
+
+    def _drain(self, node: EdgeNode, out: _Out) -> None:
+        """Apply waiting messages that are now in order."""
+        while node.pending:
+            nxt = (node.seq + 1) % 256
+            item = node.pending.pop(nxt, None)
+            if item is None:
+                return
+            t, message, at, topic, payload = item
+            self._apply(node, t, message, at, out, topic, payload)
+            node.seq = nxt
+        node.gap_since = None
+
+    def _tick(self, now: float, out: _Out) -> None:
+        """Give up on seq gaps older than the reorder timeout: apply what waits, request a Rebirth."""
+        for node in self.nodes.values():
+            if node.gap_since is None or now - node.gap_since < self._reorder_s:
+                continue
+            missing = (min(node.pending, key=lambda s: (s - node.seq) % 256) - node.seq - 1) % 256
+            self.health.failed(
+                "seq_gap", f"{missing} message(s) from {node.group}/{node.node} after seq {node.seq} missing"
+            )
+            for seq in sorted(node.pending, key=lambda s: (s - node.seq) % 256):
+                t, message, at, topic, payload = node.pending.pop(seq)
+                self._apply(node, t, message, at, out, topic, payload)
+                node.seq = seq
+            node.gap_since = None
+            self._rebirth(node, now, "seq gap")
+
+    def _nbirth(self, t: spb.SparkplugTopic, site: str, message: Any, at: float, out: _Out) -> None:
+        key = (t.group, t.node)
+        old = self.nodes.get(key)
+        node = EdgeNode(t.group, t.node, site, births=(old.births if old else 0) + 1)
+        if old is not None:
+            node.rebirth_at = old.rebirth_at
+        node.bd_seq = _bd_seq(message)
+        node.seq = int(message.seq) % 256 if message.HasField("seq") else 0
+        node.online = True
+        node.last_message_at = at
+        self.nodes[key] = node
+        self._define(node, None, message, at, out)
+
+    def _ndeath(
+        self, node: EdgeNode | None, t: spb.SparkplugTopic, message: Any, at: float, out: _Out
+    ) -> None:
+        if node is None or not node.online:
+            self.health.failed("death_before_birth", f"NDEATH of {t.group}/{t.node}, which is not online")
+            return
+        bd_seq = _bd_seq(message)
+        if bd_seq is not None and node.bd_seq is not None and bd_seq != node.bd_seq:
+            self.health.failed(
+                "stale_death", f"NDEATH of {t.group}/{t.node} with bdSeq {bd_seq}, session has {node.bd_seq}"
+            )
+            return
+        node.online = False
+        node.pending.clear()
+        node.gap_since = None
+        node.last_message_at = at
+        for device in node.devices:
+            node.devices[device] = False
+        self._stale(node, None, at, out)
+
+    def _apply(
+        self,
+        node: EdgeNode,
+        t: spb.SparkplugTopic,
+        message: Any,
+        at: float,
+        out: _Out,
+        topic: str,
+        payload: bytes,
+    ) -> None:
+        kind = t.message_type
+        device = t.device
+        if kind == "NDATA":
+            self._data(node, None, message, at, out, topic)
+        elif device is None:
+            out.rejects.append(
+                Reject(
+                    "invalid_topic",
+                    f"{kind} needs a device id in its topic",
+                    describe_payload(topic, payload),
+                )
+            )
+        elif kind == "DBIRTH":
+            node.devices[device] = True
+            self._define(node, device, message, at, out)
+        elif not node.devices.get(device):
+            out.rejects.append(
+                Reject(
+                    "no_birth",
+                    f"{kind} from device {device!r} before its DBIRTH",
+                    describe_payload(topic, payload),
+                )
+            )
+            self._rebirth(node, at, "device data before birth")
+        elif kind == "DDEATH":
+            node.devices[device] = False
+            self._stale(node, device, at, out)
+        else:
+            self._data(node, device, message, at, out, topic)
+
+    def _define(self, node: EdgeNode, device: str | None, message: Any, at: float, out: _Out) -> None:
+        """Take the metrics a birth declares, and store their values."""
+        asset = device if device is not None else node.node
+        path = (self.config.tenant, node.site, f"{node.site}-edge", node.node, *((device,) if device else ()))
+        self._seen.add((path, None))
+        for key in [k for k in node.names if k[0] == device]:
+            stale = node.names.pop(key)
+            for alias, d in list(node.aliases.items()):
+                if d is stale:
+                    del node.aliases[alias]
+        for metric in message.metrics:
+            name = metric.name
+            if not name:
+                continue
+            datatype = int(metric.datatype)
+            role = self._role(name, datatype)
+            signal = spb.signal_id(name)
+            d = MetricDef(
+                asset,
+                signal,
+                datatype,
+                role,
+                spb.SCALAR_FIELD.get(datatype) if datatype not in spb.TEXT_TYPES else None,
+                spb.signed_bits(datatype),
+                path,
+            )
+            node.names[(device, name)] = d
+            if metric.HasField("alias"):
+                node.aliases[int(metric.alias)] = d
+            if role == SAMPLE and not spb.is_array(datatype):
+                self._seen.add((path, signal))
+        self._data(node, device, message, at, out, None)
+
+    def _role(self, name: str, datatype: int) -> str:
+        if spb.is_control(name):
+            return SKIP
+        if name in self._states:
+            return STATE
+        if name in self._counter_names:
+            return COUNTER
+        if (datatype in spb.SCALAR_FIELD and datatype not in spb.TEXT_TYPES) or spb.is_array(datatype):
+            return SAMPLE if datatype != spb.DataType.STRING_ARRAY else SKIP
+        return SKIP
+
+    def _data(
+        self, node: EdgeNode, device: str | None, message: Any, at: float, out: _Out, topic: str | None
+    ) -> None:
+        """Store the metric values of a birth or data message (the hot path: one pass, no per-metric
+        objects beyond what protobuf hands out)."""
+        default_ts = int(message.timestamp) if message.HasField("timestamp") else int(at * 1000)
+        names, aliases = node.names, node.aliases
+        asset_out, signal_out, ts_out, value_out, quality_out = (
+            out.asset,
+            out.signal,
+            out.ts,
+            out.value,
+            out.quality,
+        )
+        unknown = 0
+        for metric in message.metrics:
+            name = metric.name
+            d = names.get((device, name)) if name else aliases.get(metric.alias)
+            if d is None:
+                unknown += 1
+                continue
+            role = d.role
+            if role == SKIP:
+                continue
+            ts = metric.timestamp or default_ts
+            if metric.is_null:
+                continue
+            if role == SAMPLE:
+                f = d.field
+                if f is not None:
+                    value = getattr(metric, f)
+                    if d.bits and value >= 1 << (d.bits - 1):
+                        value = spb.signed(value, d.bits)
+                    value = float(value)
+                    d.last = value
+                    asset_out.append(d.asset_id)
+                    signal_out.append(d.signal)
+                    ts_out.append(ts)
+                    value_out.append(value)
+                    quality_out.append("GOOD")
+                else:
+                    self._array(d, metric, ts, out, topic)
+            elif role == STATE:
+                which = metric.WhichOneof("value")
+                if which is not None:
+                    out.states["asset_id"].append(d.asset_id)
+                    out.states["ts"].append(ts)
+                    out.states["state"].append(str(getattr(metric, which)))
+            else:  # COUNTER
+                if d.field is None:
+                    continue
+                reading = spb.signed(getattr(metric, d.field), d.bits)
+                increment = self._counters.increment(f"{d.asset_id}/{d.signal}", int(reading))
+                if increment is not None:
+                    out.counts["asset_id"].append(d.asset_id)
+                    out.counts["ts"].append(ts)
+                    out.counts["produced"].append(increment)
+        if unknown:
+            where = f"{node.group}/{node.node}" + (f"/{device}" if device else "")
+            out.rejects.append(
+                Reject(
+                    "unknown_alias",
+                    f"{unknown} metric(s) from {where} name an alias or metric its birth did not declare",
+                    {"source": topic or where, "unknown_metrics": unknown},
+                )
+            )
+            self._rebirth(node, at, "unknown alias")
+
+    def _array(self, d: MetricDef, metric: Any, ts: int, out: _Out, topic: str | None) -> None:
+        """An array metric: one sample per element, signal `<name>.<index>`."""
+        try:
+            values = spb.array(metric, d.datatype)
+        except spb.ValueInvalid as exc:
+            out.rejects.append(Reject(exc.code, str(exc), {"source": topic, "metric": d.signal}))
+            return
+        for i, v in enumerate(values.tolist()):
+            out.sample(d.asset_id, f"{d.signal}.{i}", ts, v)
+            self._seen.add((d.path, f"{d.signal}.{i}"))
+
+    def _stale(self, node: EdgeNode, device: str | None, at: float, out: _Out) -> None:
+        """Mark the metrics of a node (and all its devices) or of one device stale at `at`."""
+        ts = int(at * 1000)
+        for (dev, _), d in node.names.items():
+            if (device is None or dev == device) and d.last is not None and d.role == SAMPLE:
+                out.sample(d.asset_id, d.signal, ts, d.last, "BAD")
+                d.last = None
+
+    def _rebirth(self, node: EdgeNode, now: float, why: str) -> None:
+        if now - node.rebirth_at < self._rebirth_s:
+            return
+        node.rebirth_at = now
+        command = spb.Payload(timestamp=int(now * 1000))
+        metric = command.metrics.add()
+        metric.name = "Node Control/Rebirth"
+        metric.datatype = spb.DataType.BOOLEAN
+        metric.boolean_value = True
+        self._publish(f"{spb.NAMESPACE}/{node.group}/NCMD/{node.node}", command.SerializeToString())
+        log.info("requested a rebirth of %s/%s (%s)", node.group, node.node, why)
+        self.health.failed("rebirth_requested", f"{node.group}/{node.node}: {why}")
+
+    def _site(self, group: str) -> str | None:
+        prefix = f"{self.config.tenant}:"
+        if group.startswith(prefix) and ID_PATTERN.fullmatch(group[len(prefix) :]):
+            return group[len(prefix) :]
+        return None
+
+
+def _bd_seq(message: Any) -> int | None:
+    for metric in message.metrics:
+        if metric.name == "bdSeq":
+            return int(metric.long_value or metric.int_value)
+    return None
