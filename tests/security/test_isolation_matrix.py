@@ -26,7 +26,8 @@ ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 # Not called here: login and logout are public (logout would end the caller's own session), and the
 # endless live stream has its own tests (tests/api/test_live.py, tests/access/test_agreements.py).
 SKIPPED = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/live/stream")}
-SECRET_NAMES = ["SECRET-acme"]
+# acme's connection is named in requests (so its name is no canary); its broker host never is
+SECRET_NAMES = ["SECRET-acme", "acme-broker.example"]
 SHARED_NAMES = ["SHARED-acme"]
 # Ids are canaries only where the prober never sent them as data: its ingest probes name the machines
 # south-m2 and north-m2, which then stand in its own dead-letter store, rightly.
@@ -64,6 +65,22 @@ class World:
         self.rival_to_third = offer(
             client, rival_headers, consumer="third", scope="r1", name="rival's plant r1"
         )["id"]
+        for headers, name, host in (
+            (self.acme_headers, "acme-secret-uns", "acme-broker.example"),
+            (rival_headers, "rival-uns", "rival-broker.example"),
+        ):
+            created = client.post(
+                "/api/v1/connections",
+                json={
+                    "protocol": "mqtt",
+                    "name": name,
+                    "enabled": False,
+                    "broker": {"host": host},
+                    "description": f"SECRET-{name[:4]}",
+                },
+                headers=headers,
+            )
+            assert created.status_code == 201, created.text
         gateway = client.post("/api/v1/gateways", json={"name": "gw", "site": "r1"}, headers=rival_headers)
         self.callers: dict[str, dict[str, str]] = {
             f"rival-{r.value}": login(client, "rival-admin" if r is Role.TENANT_ADMIN else f"rival-{r.value}")
@@ -115,6 +132,10 @@ def path_values(world: World, name: str, method: str) -> Iterator[tuple[str, str
         yield from [("foreign", world.acme_key), ("missing", "no-such-token")]
     elif name == "kind":
         yield "own", "samples"
+    elif name == "name":  # a connection
+        if method != "DELETE":
+            yield "own", "rival-uns"
+        yield from [("foreign", "acme-secret-uns"), ("missing", "no-such-uns")]
     else:
         raise AssertionError(f"the matrix does not know path parameter {name!r}: add it")
 
@@ -153,6 +174,13 @@ def body_for(world: World, method: str, path: str, ids: dict[str, str]) -> Any:
             "admin_password": PASSWORD,
         },
         ("POST", "/api/v1/admin/keys/rotate"): {"retire_others": False},
+        ("POST", "/api/v1/connections"): {
+            "protocol": "mqtt",
+            "name": f"probe-{n}",
+            "enabled": False,
+            "broker": {"host": "rival-broker.example"},
+            **({"tenant": "acme"} if n % 2 else {}),
+        },
         ("POST", "/api/v1/assets"): rival_model(),
         ("POST", "/api/v1/ingest/{kind}"): [
             {"asset_id": a, "signal": "temperature", "ts": "2026-11-21T00:00:00Z", "value": 1.0}
@@ -173,6 +201,7 @@ def acme_state(rt: Runtime, ignore: int | None = None) -> Any:
             if a.provider == "acme" and a.id != ignore
         ],
         [c.jti for c in rt.metadata.tokens("acme")],
+        [c.name for c in rt.metadata.connections("acme")],
     )
 
 

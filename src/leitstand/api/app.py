@@ -14,7 +14,18 @@ from prometheus_client import Counter, Histogram
 from leitstand import __version__
 from leitstand.api import errors
 from leitstand.api.live import LiveHub
-from leitstand.api.routers import accounts, admin, agreements, assets, auth, health, ingest, kpi, live
+from leitstand.api.routers import (
+    accounts,
+    admin,
+    agreements,
+    assets,
+    auth,
+    connections,
+    health,
+    ingest,
+    kpi,
+    live,
+)
 from leitstand.api.runtime import Runtime
 from leitstand.web import pages
 
@@ -59,7 +70,7 @@ def create_app(rt: Runtime) -> FastAPI:
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()
         return response
 
-    for module in (health, auth, accounts, agreements, admin, assets, ingest, kpi, live):
+    for module in (health, auth, accounts, agreements, admin, assets, ingest, kpi, connections, live):
         app.include_router(module.router)
     app.include_router(auth.well_known)
 

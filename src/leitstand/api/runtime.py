@@ -13,6 +13,8 @@ from leitstand.access.oidc import OidcProvider, OidcVerifier
 from leitstand.access.policy import AccessService
 from leitstand.access.tokens import KeyRing
 from leitstand.api.settings import Settings
+from leitstand.connect.assets import ModelRegistrar
+from leitstand.connect.registry import Connections
 from leitstand.domain.assets import AssetLevel
 from leitstand.domain.errors import InputError
 from leitstand.domain.tenancy import PLATFORM_TENANT, Tenant
@@ -62,6 +64,7 @@ class Runtime:
     oee: OeeService
     access: AccessService
     limits: Limits
+    connections: Connections | None = None
     rollup: RollupKeeper | None = None
     closed: bool = False
 
@@ -120,6 +123,13 @@ class Runtime:
         if settings.rollup_interval_s > 0:
             tenants = lambda: [t.id for t in metadata.tenants() if t.id != PLATFORM_TENANT]  # noqa: E731
             rollup = RollupKeeper(PieceRollup(oee), tenants, settings.rollup_interval_s)
+        connections = Connections(
+            pipeline,
+            ModelRegistrar(metadata, asset_cache),
+            metadata,
+            settings.connections,
+            settings.connection_allowed_hosts,
+        )
         return cls(
             settings,
             events,
@@ -130,11 +140,14 @@ class Runtime:
             oee,
             access,
             Limits.build(settings),
+            connections,
             rollup,
         )
 
     def start(self) -> None:
         self.pipeline.start()
+        if self.connections is not None:
+            self.connections.start()
         if self.rollup is not None:
             self.rollup.start()
 
@@ -145,6 +158,8 @@ class Runtime:
         self.closed = True
         if self.rollup is not None:
             self.rollup.stop()
+        if self.connections is not None:  # before the writer: what they received is still stored
+            self.connections.stop()
         self.pipeline.stop()
         self.events.close()
         self.metadata.close()

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     login_attempts_per_min: float = Field(
         10, gt=0, description="Login attempts per minute per user name and per client address."
     )
+    connections: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Plant connections (MQTT, Sparkplug B, OPC UA, Modbus TCP); see docs/connect/.",
+    )
+    connection_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (glob patterns) that connections created through the API may reach; empty: "
+        "none, only the config file's connections run.",
+    )
     max_query_days: float = Field(400, gt=0, description="Longest window a KPI query may span (days).")
     log_level: str = Field("INFO", description="Python log level.")
 

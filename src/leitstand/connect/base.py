@@ -49,6 +49,7 @@ class ConnectionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    protocol: str
     name: str = Field(pattern=ID, description="Unique per tenant; names the connection in health and logs.")
     tenant: str = Field(pattern=ID, description="The tenant whose records this connection delivers.")
     enabled: bool = Field(True, description="A disabled connection is kept but not started.")
@@ -175,8 +176,11 @@ class AssetRegistrar(Protocol):
 class Connector(Protocol):
     """A running connection: started once, stopped once; `health` is readable at any time."""
 
-    config: ConnectionConfig
-    health: Health
+    @property
+    def config(self) -> ConnectionConfig: ...
+
+    @property
+    def health(self) -> Health: ...
 
     def start(self) -> None: ...
 

@@ -163,6 +163,18 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredConnection:
+    """A plant connection created through the API: its settings document and who created it when."""
+
+    tenant: str
+    name: str
+    protocol: str
+    doc: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+
 class MetadataStore(Protocol):
     """Tenants, accounts, tokens, signing keys, agreements, audit, the asset model, products, calendars."""
 
@@ -236,6 +248,18 @@ class MetadataStore(Protocol):
 
     def import_asset_model(self, tenant_id: str, model: AssetModel) -> dict[str, int]:
         """Upsert a model (idempotent); return counts of created and updated assets and products."""
+        ...
+
+    def save_connection(self, connection: StoredConnection) -> None:
+        """Store a new connection; Conflict if the tenant has one of that name."""
+        ...
+
+    def connections(self, tenant_id: str | None = None) -> list[StoredConnection]:
+        """The stored connections of a tenant (or of all tenants), by tenant and name."""
+        ...
+
+    def delete_connection(self, tenant_id: str, name: str) -> bool:
+        """Remove a stored connection; False if there was none."""
         ...
 
     def add_assets(

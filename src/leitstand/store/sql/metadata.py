@@ -18,11 +18,12 @@ from leitstand.domain.assets import Asset, AssetLevel, AssetModel, Product, Sign
 from leitstand.domain.errors import Conflict, InputError
 from leitstand.domain.tenancy import Principal, Role, Tenant
 from leitstand.domain.time_model import StateMapping, TimeCategory
-from leitstand.store.interfaces import AuditEntry, Credential, SigningKey
+from leitstand.store.interfaces import AuditEntry, Credential, SigningKey, StoredConnection
 from leitstand.store.sql.tables import (
     AgreementRow,
     AssetRow,
     AuditRow,
+    ConnectionRow,
     IdealCycleRow,
     ProductRow,
     SignalRow,
@@ -369,6 +370,43 @@ class SqlMetadataStore:
         for listener in list(self._listeners):
             listener(tenant_id)
         return counts
+
+    # connections ---------------------------------------------------------------------------------
+
+    def save_connection(self, connection: StoredConnection) -> None:
+        with self._lock, self._session.begin() as s:
+            if s.get(TenantRow, connection.tenant) is None:
+                raise InputError(f"tenant {connection.tenant!r} does not exist")
+            if s.get(ConnectionRow, (connection.tenant, connection.name)) is not None:
+                raise Conflict(f"tenant {connection.tenant!r} has a connection named {connection.name!r}")
+            s.add(
+                ConnectionRow(
+                    tenant_id=connection.tenant,
+                    name=connection.name,
+                    protocol=connection.protocol,
+                    doc=connection.doc,
+                    created_at=connection.created_at,
+                    created_by=connection.created_by,
+                )
+            )
+
+    def connections(self, tenant_id: str | None = None) -> list[StoredConnection]:
+        with self._session() as s:
+            query = select(ConnectionRow).order_by(ConnectionRow.tenant_id, ConnectionRow.name)
+            if tenant_id is not None:
+                query = query.where(ConnectionRow.tenant_id == tenant_id)
+            return [
+                StoredConnection(r.tenant_id, r.name, r.protocol, dict(r.doc), r.created_at, r.created_by)
+                for r in s.scalars(query)
+            ]
+
+    def delete_connection(self, tenant_id: str, name: str) -> bool:
+        with self._lock, self._session.begin() as s:
+            row = s.get(ConnectionRow, (tenant_id, name))
+            if row is None:
+                return False
+            s.delete(row)
+            return True
 
     def add_assets(
         self, tenant_id: str, assets: Sequence[Asset], signals: Sequence[tuple[str, Signal]]

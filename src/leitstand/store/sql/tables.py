@@ -152,3 +152,15 @@ class IdealCycleRow(Base):
     product_id: Mapped[str] = mapped_column(String(64))
     asset_id: Mapped[str] = mapped_column(String(64))
     ideal_cycle_s: Mapped[float] = mapped_column(Float)
+
+
+class ConnectionRow(Base):
+    """A plant connection created through the API (those of the config file are not stored)."""
+
+    __tablename__ = "connections"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(32))
+    doc: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,225 @@
+"""The connections of one Leitstand process: parsed from the config file and from the API, started,
+stopped, and reported with their health.
+
+A connection is a settings document with a `protocol` (mqtt, sparkplug, opcua, modbus), a `name` unique
+per tenant, and the tenant whose records it delivers. Those in the config file are the operator's and
+cannot be changed through the API; those created through the API are stored in the metadata store and
+started again at the next start. API-created connections may reach only hosts the operator allows
+(`connection_allowed_hosts`), because a connection makes the server open network connections.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import ValidationError
+
+from leitstand.connect.base import AssetRegistrar, ConnectionConfig, Connector
+from leitstand.connect.modbus.client import ModbusConnector
+from leitstand.connect.modbus.config import ModbusConfig
+from leitstand.connect.mqtt.client import MqttConnector
+from leitstand.connect.mqtt.config import MqttConfig
+from leitstand.connect.sparkplug.client import SparkplugConnector
+from leitstand.connect.sparkplug.config import SparkplugConfig
+from leitstand.domain.errors import Conflict, Forbidden, InputError, NotFound
+from leitstand.ingest.sink import RecordTarget
+from leitstand.store.interfaces import MetadataStore, StoredConnection
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[[Any, RecordTarget, AssetRegistrar], Connector]
+
+PROTOCOLS: dict[str, tuple[type[ConnectionConfig], Factory]] = {
+    "mqtt": (MqttConfig, lambda c, t, r: MqttConnector(c, t, r)),
+    "sparkplug": (SparkplugConfig, lambda c, t, r: SparkplugConnector(c, t, r)),
+    "modbus": (ModbusConfig, lambda c, t, _r: ModbusConnector(c, t)),
+}
+_SECRETS = frozenset({"password"})
+
+
+def parse_connection(doc: object, where: str = "connection") -> ConnectionConfig:
+    """A connection's settings, validated, or InputError saying which field is wrong and why."""
+    if not isinstance(doc, Mapping):
+        raise InputError(f"{where} must be a mapping with 'protocol', 'name' and 'tenant'")
+    protocol = doc.get("protocol")
+    if protocol not in PROTOCOLS:
+        raise InputError(
+            f"{where}: 'protocol' must be one of {', '.join(sorted(PROTOCOLS))}, not {protocol!r}"
+        )
+    model, _ = PROTOCOLS[str(protocol)]
+    try:
+        return model.model_validate(dict(doc))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"{where} {doc.get('name', '')!r}: {problems}") from exc
+
+
+def redacted(value: Any) -> Any:
+    """A settings document without its secrets (passwords), for showing it."""
+    if isinstance(value, Mapping):
+        return {k: ("***" if k in _SECRETS and v else redacted(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v) for v in value]
+    return value
+
+
+def target_host(config: ConnectionConfig) -> str:
+    """The host a connection opens network connections to."""
+    broker = getattr(config, "broker", None)
+    if broker is not None:
+        return str(broker.host)
+    endpoint = getattr(config, "endpoint", None)
+    if endpoint is not None:
+        return urlparse(str(endpoint)).hostname or ""
+    return str(getattr(config, "host", ""))
+
+
+@dataclass
+class _Running:
+    config: ConnectionConfig
+    connector: Connector | None
+    source: str  # "config" | "api"
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+
+class Connections:
+    """Builds, starts and stops the process's connections; thread-safe."""
+
+    def __init__(
+        self,
+        target: RecordTarget,
+        registrar: AssetRegistrar,
+        metadata: MetadataStore,
+        file_docs: Sequence[Mapping[str, Any]] = (),
+        allowed_hosts: Sequence[str] = (),
+    ) -> None:
+        self._target = target
+        self._registrar = registrar
+        self._metadata = metadata
+        self._allowed_hosts = list(allowed_hosts)
+        self._lock = threading.Lock()
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._started = False
+        # The config file's connections are checked now, so a mistake stops the start with its reason.
+        self._file = [parse_connection(d, f"connections[{i}]") for i, d in enumerate(file_docs)]
+        keys = [c.key for c in self._file]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise InputError(f"connections: {', '.join(duplicates)} defined more than once")
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = True
+            for config in self._file:
+                self._running[(config.tenant, config.name)] = _Running(config, None, "config")
+            for stored in self._metadata.connections():
+                key = (stored.tenant, stored.name)
+                if key in self._running:
+                    log.warning("connection %s/%s is in the config file and the store; the file wins", *key)
+                    continue
+                try:
+                    config = parse_connection(stored.doc, "stored connection")
+                except InputError as exc:  # e.g. written by an older version: keep the others running
+                    log.error("%s; it is not started", exc)
+                    continue
+                self._running[key] = _Running(config, None, "api", stored.created_at, stored.created_by)
+            for entry in self._running.values():
+                self._launch(entry)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            entries = list(self._running.values())
+            self._running.clear()
+            self._started = False
+        for entry in entries:
+            if entry.connector is not None:
+                entry.connector.stop(timeout)
+
+    def _launch(self, entry: _Running) -> None:
+        if not entry.config.enabled:
+            return
+        _, factory = PROTOCOLS[entry.config.protocol]
+        entry.connector = factory(entry.config, self._target, self._registrar)
+        entry.connector.start()
+
+    # the API's view --------------------------------------------------------------------------------
+
+    def views(self, tenant: str) -> list[dict[str, Any]]:
+        with self._lock:
+            entries = [e for (t, _), e in sorted(self._running.items()) if t == tenant]
+        return [_view(e) for e in entries]
+
+    def view(self, tenant: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            entry = self._running.get((tenant, name))
+        if entry is None:
+            raise NotFound(f"no connection named {name!r}")
+        return _view(entry, details=True)
+
+    def create(self, tenant: str, doc: Mapping[str, Any], by: str) -> dict[str, Any]:
+        """Validate, store and start a connection for `tenant` (the document's tenant must be it)."""
+        doc = {**doc, "tenant": doc.get("tenant", tenant)}
+        if doc["tenant"] != tenant:
+            raise Forbidden("a connection can deliver records only to your own tenant")
+        config = parse_connection(doc)
+        host = target_host(config)
+        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in self._allowed_hosts):
+            raise Forbidden(
+                f"connections created through the API may not reach {host!r}; the operator allows "
+                "hosts in the setting connection_allowed_hosts"
+            )
+        now = datetime.now(UTC)
+        with self._lock:
+            if (tenant, config.name) in self._running:
+                raise Conflict(f"a connection named {config.name!r} exists")
+            stored = StoredConnection(
+                tenant, config.name, config.protocol, config.model_dump(mode="json"), now, by
+            )
+            self._metadata.save_connection(stored)
+            entry = _Running(config, None, "api", now, by)
+            self._running[(tenant, config.name)] = entry
+            if self._started:
+                self._launch(entry)
+        return _view(entry, details=True)
+
+    def delete(self, tenant: str, name: str) -> None:
+        with self._lock:
+            entry = self._running.get((tenant, name))
+            if entry is None:
+                raise NotFound(f"no connection named {name!r}")
+            if entry.source == "config":
+                raise Conflict(f"connection {name!r} is defined in the config file; change it there")
+            del self._running[(tenant, name)]
+            self._metadata.delete_connection(tenant, name)
+        if entry.connector is not None:
+            entry.connector.stop()
+
+
+def _view(entry: _Running, details: bool = False) -> dict[str, Any]:
+    config = entry.config
+    out: dict[str, Any] = {
+        "name": config.name,
+        "protocol": config.protocol,
+        "source": entry.source,
+        "enabled": config.enabled,
+        "description": config.description,
+        "health": entry.connector.health.snapshot() if entry.connector is not None else {"state": "disabled"},
+    }
+    if details:
+        out["config"] = redacted(config.model_dump(mode="json"))
+        out["created_at"] = entry.created_at.isoformat() if entry.created_at else None
+        out["created_by"] = entry.created_by
+        nodes = getattr(entry.connector, "nodes", None)
+        if callable(nodes):
+            out["nodes"] = nodes()
+    return out
