@@ -107,7 +107,14 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
 
     port = free_port()
     data_dir = tmp_path_factory.mktemp("demo")
-    rt = Runtime.build(load_settings(data_dir=data_dir, port=port, live_interval_s=0.5))
+    # A Unified Namespace connection on the machine's broker, for the connections page.
+    uns = {
+        "protocol": "mqtt",
+        "name": "plant-uns",
+        "tenant": "nordwerk",
+        "broker": {"client_id": f"leitstand-test-{port}"},
+    }
+    rt = Runtime.build(load_settings(data_dir=data_dir, port=port, live_interval_s=0.5, connections=[uns]))
     rt.start()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     resume = now - timedelta(minutes=30)

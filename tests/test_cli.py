@@ -13,6 +13,7 @@ import httpx
 from typer.testing import CliRunner
 
 from leitstand.cli import app
+from tests.brokers import Mosquitto
 from tests.conftest import EXAMPLE_MODEL, DemoServer, free_port
 
 LEITSTAND = [sys.executable, "-m", "leitstand.cli"]
@@ -189,3 +190,52 @@ def test_mqtt_acl_writes_each_gateways_site_topics_and_rotate_keys_retires(tmp_p
         "gateway_created",
     } - {"gateway_created"}
     metadata.close()
+
+
+def test_demo_via_mqtt_runs_through_a_real_broker(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker").start()
+    port = free_port()
+    data_dir = tmp_path / "demo"
+    process = subprocess.Popen(
+        [
+            *LEITSTAND,
+            "demo",
+            "--via",
+            "mqtt",
+            "--broker",
+            f"127.0.0.1:{broker.port}",
+            "--plants",
+            "1",
+            "--history-days",
+            "0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--duration",
+            "90",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: (data_dir / "credentials.json").exists(), 120)
+        credentials = json.loads((data_dir / "credentials.json").read_text())
+        headers = {"authorization": f"Bearer {credentials['token']}"}
+        url = credentials["url"]
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200)
+        records = httpx.get(f"{url}/api/v1/records", headers=headers).json()
+        [uns] = httpx.get(f"{url}/api/v1/connections", headers=headers).json()["connections"]
+        assert uns["name"] == "demo-uns"
+        assert uns["health"]["state"] == "connected"
+        # every stored record came through the broker: the connection handed over at least as many
+        stored = sum(records[k]["count"] for k in ("samples", "states", "counts"))
+        assert stored > 0
+        assert uns["health"]["records"] >= stored
+        assert "leitstand-sim-" in broker.log_text()  # the simulated machines published there
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        broker.stop()
+    assert "Leitstand demo ready" in output

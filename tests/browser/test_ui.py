@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
@@ -288,3 +290,34 @@ def test_the_kpi_page_shows_waterfall_pareto_trend_and_comparison(page: Page, de
     expect(rows.first).to_have_attribute("data-bottleneck", re.compile(rf"^({machines})$"))
     page.get_by_text("7 d", exact=True).click()
     expect(page.get_by_test_id("trend")).to_have_attribute("data-points", re.compile(r"^[78]$"))
+
+
+def test_the_connections_page_shows_each_connections_health(page: Page, demo_server: Any) -> None:
+    page.goto("/connections")
+    log_in(page, demo_server.username, demo_server.password)
+    expect(page).to_have_url(f"{demo_server.base_url}/connections")
+    row = page.locator('[data-testid="connection"][data-name="plant-uns"]')
+    expect(row.get_by_test_id("conn-state")).to_have_text("connected")
+    expect(row.get_by_test_id("conn-last")).to_have_text("never")
+    # a machine publishes into the Unified Namespace: good values and one that is not JSON
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ui-test-machine")
+    publisher.connect("127.0.0.1", 1883)
+    publisher.loop_start()
+    try:
+        topic = "nordwerk/p01/p01-press/p01-press-l1/p01-press-l1-m01/samples/temperature"
+        now = datetime.now(UTC)
+        for i in range(30):
+            info = publisher.publish(topic, f'{{"ts": "{now.isoformat()}", "value": {20 + i}}}'.encode(), 1)
+            now -= timedelta(seconds=1)
+        publisher.publish(topic, b"{broken", 1).wait_for_publish(10)
+        info.wait_for_publish(10)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+    expect(row.get_by_test_id("conn-messages")).to_have_text("31")
+    expect(row.get_by_test_id("conn-faults")).to_have_text("invalid_json 1")
+    expect(row.get_by_test_id("conn-last")).to_contain_text("ago")
+    connection = api(demo_server, "/api/v1/connections/plant-uns")
+    assert connection["health"]["records"] == 30
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "connections.png", full_page=True)

@@ -4,6 +4,7 @@ persistence across a restart, and who may do what."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -146,3 +147,35 @@ def test_api_connections_are_started_again_after_a_restart(tmp_path: Path) -> No
         assert view["source"] == "api"
         assert view["health"] == {"state": "disabled"}
         assert view["created_by"] == "acme-admin"
+
+
+def test_health_rate_counts_the_last_ten_seconds() -> None:
+    from leitstand.connect.base import Health
+
+    now = [1000.0]
+    health = Health(f"acme/rate-{uuid.uuid4().hex[:6]}", "mqtt", clock=lambda: now[0])
+    assert health.rate() == 0.0
+    health.received(30)  # a burst in one second
+    now[0] += 2
+    assert health.rate() == 15.0
+    for _ in range(10):  # then 5 a second for ten seconds
+        now[0] += 1
+        health.received(5)
+    assert health.rate() == pytest.approx(5.0, abs=0.6)
+    now[0] += 30
+    assert health.rate() == 0.0
+    assert health.snapshot()["messages"] == 80
+
+
+def test_starting_twice_runs_each_connection_once(tmp_path: Path) -> None:
+    """The demo starts the runtime before the server, whose start starts it again."""
+    rt = build(tmp_path / "data", [uns("once")])
+    rt.start()
+    rt.start()
+    try:
+        wait_for(lambda: rt.connections.views("acme")[0]["health"]["state"] == "connected", "connect")  # type: ignore[union-attr]
+        connected_since = rt.connections.views("acme")[0]["health"]["since"]  # type: ignore[union-attr]
+        time.sleep(2.5)  # two clients with one client id would throw each other out every second
+        assert rt.connections.views("acme")[0]["health"]["since"] == connected_since  # type: ignore[union-attr]
+    finally:
+        rt.stop()

@@ -7,6 +7,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,10 +18,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from leitstand.api.runtime import Runtime
 from leitstand.cli.common import console, run_server, settings_from
 from leitstand.domain.agreements import Agreement, DataKind
-from leitstand.domain.assets import parse_asset_model
+from leitstand.domain.assets import AssetModel, parse_asset_model
+from leitstand.domain.errors import InputError
+from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Role
+from leitstand.ingest.sink import RecordSink
 from leitstand.sim.enterprise import KESSLER, NORDWERK, OSTWALD, Company, enterprise_model
 from leitstand.sim.feed import Simulator
+from leitstand.sim.mqtt_publisher import UnsPublisher
 
 TENANT = NORDWERK.id
 SUPPLIER_PLANTS = 1
@@ -47,10 +52,12 @@ class DemoAccess:
 
 @dataclass(frozen=True, slots=True)
 class DemoFeed:
-    """One simulated company and the tenant its data goes to."""
+    """One simulated company, the tenant its data goes to, and where the simulator sends it: the ingest
+    pipeline, or (`--via mqtt`) the company's Unified Namespace on a broker."""
 
     tenant: str
     simulator: Simulator
+    sink: RecordSink
 
 
 # (provider, consumer, what, purpose, framework): the suppliers' agreements, each sharing the provider's
@@ -81,9 +88,11 @@ def seed_demo(
     seed: int = 7,
     progress: Progress | None = None,
     suppliers: bool = True,
+    sink_for: Callable[[AssetModel], RecordSink] | None = None,
 ) -> tuple[list[DemoFeed], DemoAccess]:
     """Create the OEM tenant (and two supplier tenants sharing data under agreements), their users and
-    asset models, and backfill `history` up to `end`. The OEM's feed comes first."""
+    asset models, and backfill `history` up to `end`. The OEM's feed comes first. `sink_for(model)`
+    gives where a company's records go (default: the ingest pipeline)."""
     companies = [
         (NORDWERK, plants),
         *(((KESSLER, SUPPLIER_PLANTS), (OSTWALD, SUPPLIER_PLANTS)) if suppliers else ()),
@@ -100,8 +109,10 @@ def seed_demo(
             token, _ = rt.identity.issue_api_token(admin, "demo", timedelta(days=30))
         accounts.append(DemoAccount(company.id, username, password))
         doc = enterprise_model(plants=count, seed=seed, company=company)
-        rt.metadata.import_asset_model(company.id, parse_asset_model(doc))
-        feeds.append(DemoFeed(company.id, Simulator(doc, seed=seed)))
+        model = parse_asset_model(doc)
+        rt.metadata.import_asset_model(company.id, model)
+        sink = sink_for(model) if sink_for is not None else rt.pipeline
+        feeds.append(DemoFeed(company.id, Simulator(doc, seed=seed), sink))
     if suppliers:
         now = datetime.now(UTC)
         for provider, consumer, name, purpose, framework in _AGREEMENTS:
@@ -130,11 +141,43 @@ def seed_demo(
             if progress is not None and task is not None:
                 progress.update(task, completed=before + fraction * share)
 
-        feed.simulator.backfill(rt.pipeline, feed.tenant, end - history, end, progress=advance)
+        feed.simulator.backfill(feed.sink, feed.tenant, end - history, end, progress=advance)
         done += weight / sum(weights)
     url = f"http://{rt.settings.host}:{rt.settings.port}"
     oem = accounts[0]
     return feeds, DemoAccess(url, oem.tenant, oem.username, oem.password, token, accounts[1:])
+
+
+def uns_connection(tenant: str, broker: str) -> dict[str, object]:
+    """The demo's subscription to a company's Unified Namespace (`--via mqtt`)."""
+    host, _, port = broker.rpartition(":")
+    return {
+        "protocol": "mqtt",
+        "name": "demo-uns",
+        "tenant": tenant,
+        "description": "The simulated plants' Unified Namespace",
+        "broker": {"host": host, "port": int(port), "client_id": f"leitstand-demo-{tenant}"},
+    }
+
+
+def wait_until_stored(
+    rt: Runtime, publishers: list[UnsPublisher], progress: Progress, timeout_s: float = 900
+) -> None:
+    """Wait until the records published into the broker are stored (the connections lag the broker)."""
+    published: dict[tuple[str, RecordKind], int] = {}
+    for p in publishers:
+        for key, n in p.published.items():
+            published[key] = published.get(key, 0) + n
+    task = progress.add_task("storing what went through the broker", total=sum(published.values()))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stored = sum(min(n, rt.events.record_count(kind, tenant)) for (tenant, kind), n in published.items())
+        progress.update(task, completed=stored)
+        if stored >= sum(published.values()):
+            return
+        if time.monotonic() > deadline:
+            raise InputError(f"only {stored} of {sum(published.values())} records arrived through the broker")
+        time.sleep(0.5)
 
 
 def _bpn(company: Company) -> str:
@@ -175,8 +218,19 @@ def demo(
         None, min=1.0, help="Stop after this many seconds (default: run until Ctrl-C)."
     ),
     seed: int = typer.Option(7, help="Simulator seed."),
+    via: str = typer.Option(
+        "direct",
+        help="How the simulated machines deliver: 'direct' into ingest, or 'mqtt': they publish into a "
+        "Unified Namespace on --broker and Leitstand subscribes to it (history and live data).",
+    ),
+    broker: str = typer.Option("127.0.0.1:1883", help="host:port of the MQTT broker for --via mqtt."),
 ) -> None:
     """Run Leitstand on the embedded stores with a simulated enterprise, its history and live data."""
+    if via not in ("direct", "mqtt"):
+        raise typer.BadParameter("--via is 'direct' or 'mqtt'", param_hint="--via")
+    mqtt_host, _, port_text = broker.rpartition(":")
+    if via == "mqtt" and (not mqtt_host or not port_text.isdigit()):
+        raise typer.BadParameter("--broker is host:port, e.g. 127.0.0.1:1883", param_hint="--broker")
     if speed > 1 and duration is None:
         raise typer.BadParameter(
             "--speed above 1 needs --duration: the simulated clock may not pass the real one"
@@ -187,15 +241,23 @@ def demo(
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     live_start = now - timedelta(seconds=(speed - 1) * (duration or 0))
     history = timedelta(days=history_days)
+    companies = [NORDWERK, KESSLER, OSTWALD]
     settings = settings_from(
         None,
         data_dir=data_dir,
         host=host,
         port=port,
         max_past_s=(now - live_start + history).total_seconds() + 3600,
+        connections=[uns_connection(c.id, broker) for c in companies] if via == "mqtt" else [],
     )
     rt = Runtime.build(settings)
     rt.start()
+    publishers: list[UnsPublisher] = []
+
+    def publisher(model: AssetModel) -> RecordSink:
+        publishers.append(UnsPublisher({a.id: a.path for a in model.assets}, mqtt_host, int(port_text)))
+        return publishers[-1]
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -203,14 +265,24 @@ def demo(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        feeds, access = seed_demo(rt, plants, history, live_start, seed=seed, progress=progress)
+        feeds, access = seed_demo(
+            rt,
+            plants,
+            history,
+            live_start,
+            seed=seed,
+            progress=progress,
+            sink_for=publisher if via == "mqtt" else None,
+        )
+        if via == "mqtt":
+            wait_until_stored(rt, publishers, progress)
     credentials = data_dir / "credentials.json"
     credentials.write_text(json.dumps(asdict(access), indent=2))
     stop = threading.Event()
     live = [
         threading.Thread(
             target=feed.simulator.run_live,
-            args=(rt.pipeline, feed.tenant, live_start, stop),
+            args=(feed.sink, feed.tenant, live_start, stop),
             kwargs={"speed": speed},
             name=f"leitstand-sim-{feed.tenant}",
             daemon=True,
@@ -241,4 +313,6 @@ def demo(
         for thread in live:
             if thread.is_alive():
                 thread.join(timeout=10)
+        for p in publishers:
+            p.close()
         rt.stop()

@@ -112,14 +112,14 @@ class Health:
     def received(self, messages: int, records: int = 0) -> None:
         now = self._clock()
         with self._lock:
+            marks = self._rate_marks
+            if not marks or now - marks[-1][0] >= 1.0:  # the count before this arrival, once a second
+                marks.append((now, self.messages))
+                while marks and now - marks[0][0] > _RATE_WINDOW_S:
+                    marks.popleft()
             self.messages += messages
             self.records += records
             self.last_message_at = now
-            marks = self._rate_marks
-            if not marks or now - marks[-1][0] >= 1.0:
-                marks.append((now, self.messages))
-                while marks and now - marks[0][0] > _RATE_WINDOW_S + 1:
-                    marks.popleft()
         MESSAGES.labels(self.key).inc(messages)
         if records:
             RECORDS.labels(self.key).inc(records)
@@ -137,15 +137,14 @@ class Health:
             log.warning("connection %s: %s: %s", self.key, code, message)
 
     def rate(self) -> float:
-        """Messages per second over the last ten seconds."""
+        """Messages per second over the last ten seconds (since the first arrival, if that is later)."""
         now = self._clock()
         with self._lock:
-            marks = [m for m in self._rate_marks if now - m[0] <= _RATE_WINDOW_S + 1]
+            marks = [m for m in self._rate_marks if now - m[0] <= _RATE_WINDOW_S]
             total = self.messages
         if not marks:
             return 0.0
-        span = now - marks[0][0]
-        return (total - marks[0][1]) / span if span >= 1.0 else 0.0
+        return (total - marks[0][1]) / max(now - marks[0][0], 1.0)
 
     def snapshot(self) -> dict[str, object]:
         rate = self.rate()

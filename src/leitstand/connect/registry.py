@@ -118,7 +118,10 @@ class Connections:
             raise InputError(f"connections: {', '.join(duplicates)} defined more than once")
 
     def start(self) -> None:
+        """Start every connection; calling it again while started does nothing."""
         with self._lock:
+            if self._started:
+                return
             self._started = True
             for config in self._file:
                 self._running[(config.tenant, config.name)] = _Running(config, None, "config")

@@ -263,6 +263,9 @@ class RollupKeeper:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the keeper's thread; calling it again while it runs does nothing."""
+        if self._thread is not None and self._thread.is_alive():
+            return
         self._thread = threading.Thread(target=self._run, name="leitstand-rollup", daemon=True)
         self._thread.start()
 

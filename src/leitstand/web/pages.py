@@ -103,6 +103,10 @@ def install(app: FastAPI, identity: IdentityService, login: LoginCheck, secure_c
     def kpi_page(request: Request) -> Response:
         return page(request, "kpi.html", principal=logged_in(request))
 
+    @app.get("/connections", include_in_schema=False)
+    def connections_page(request: Request) -> Response:
+        return page(request, "connections.html", principal=logged_in(request))
+
     @app.get("/plants/{site_id}", include_in_schema=False)
     def plant_page(request: Request, site_id: str) -> Response:
         # Whether the plant exists (for this tenant) is the API's answer; the page script shows it.
