@@ -152,18 +152,26 @@ def test_payload_forms_and_faults() -> None:
         (topic, b'{"value": 1}'),
         (topic, b'"a string"'),
         (topic, b"[" + b"1," * 600 + b"1]"),
+        (topic, b'{"timestamp_ms": 1e300, "value": 1}'),  # the column path checks these per batch
+        (topic, b'{"timestamp_ms": 18446744073709551615, "value": 2}'),
+        (topic, b'{"timestamp_ms": 1, "value": 1e999}'),
         (f"{MACHINE}/state", b'"EXECUTE"'),
         (f"{MACHINE}/state", b'{"ts": "2026-11-21T10:00:00Z", "state": "HELD", "reason": "jam"}'),
         (f"{MACHINE}/count", b'{"ts": "2026-11-21T10:00:00Z", "produced": 10, "scrap": 1}'),
         (f"{MACHINE}/count", b"5"),
     ]
-    decoded = UnsDecoder("acme", 1024).decode([t for t, _ in messages], [p for _, p in messages], [now] * 15)
+    decoded = UnsDecoder("acme", 1024).decode(
+        [t for t, _ in messages], [p for _, p in messages], [now] * len(messages)
+    )
     samples = decoded[RecordKind.SAMPLES]
-    assert samples.table["value"].to_pylist() == [21.5, 22.0, 23.5, 1.0, 1.0]
-    assert samples.table["ts"][1].as_py() == datetime.fromtimestamp(ts_ms / 1000, UTC)
+    # the common {"timestamp_ms", "value"} form comes first (it is decoded as columns), then the rest
+    assert samples.table["value"].to_pylist() == [22.0, 21.5, 23.5, 1.0, 1.0]
+    assert samples.table["ts"][0].as_py() == datetime.fromtimestamp(ts_ms / 1000, UTC)
     assert abs(samples.table["ts"][2].as_py().timestamp() - now) < 1e-3
     assert set(samples.table["asset_id"].to_pylist()) == {"hh-press-l1-m1"}
     assert [r.code for r in samples.rejects] == [
+        "invalid_timestamp",
+        "invalid_timestamp",
         "wrong_type",
         "invalid_utf8",
         "invalid_json",
@@ -171,8 +179,9 @@ def test_payload_forms_and_faults() -> None:
         "missing_field",
         "wrong_type",
         "payload_too_large",
+        "invalid_json",  # 1e999 is no finite number
     ]
-    assert samples.rejects[1].raw["payload_hex"].startswith("fffe")
+    assert samples.rejects[3].raw["payload_hex"].startswith("fffe")
     assert decoded[RecordKind.STATES].table["state"].to_pylist() == ["EXECUTE", "HELD"]
     counts = decoded[RecordKind.COUNTS]
     assert counts.table["produced"].to_pylist() == [10]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -123,7 +124,9 @@ class UnsDecoder:
     ) -> dict[RecordKind, KindBatch]:
         out = {kind: _Columns({n: [] for n in SPECS[kind].schema.names}) for kind in RecordKind}
         samples = out[RecordKind.SAMPLES]
-        for topic, payload, at in zip(topics, payloads, arrived, strict=True):
+        fast = _FastSamples()
+        seen: set[str] = set()  # topics that yielded records
+        for index, (topic, payload, at) in enumerate(zip(topics, payloads, arrived, strict=True)):
             parsed = self.topic(topic)
             if isinstance(parsed, TopicInvalid):
                 samples.rejects.append(Reject(parsed.code, str(parsed), describe_payload(topic, payload)))
@@ -144,9 +147,21 @@ class UnsDecoder:
             except orjson.JSONDecodeError as exc:
                 columns.rejects.append(_not_json(topic, payload, exc))
                 continue
+            # The common sample, {"timestamp_ms": <number>, "value": <number>}, goes into plain columns
+            # and is checked per batch; everything else record by record.
+            if parsed.kind is RecordKind.SAMPLES and type(doc) is dict and len(doc) == 2:
+                ts, value = doc.get("timestamp_ms"), doc.get("value")
+                if type(ts) in _NUMBERS and type(value) in _NUMBERS:
+                    fast.add(parsed, ts, value, index)  # type: ignore[arg-type]
+                    seen.add(topic)
+                    continue
             if self._add(parsed, doc, at, columns.rows, columns.rejects, topic):
-                self._seen.add((parsed.path, parsed.signal))
-        return {
+                seen.add(topic)
+        for topic in seen:
+            named = self._topics.get(topic)
+            if isinstance(named, UnsTopic):
+                self._seen.add((named.path, named.signal))
+        batches = {
             kind: KindBatch(
                 conform(  # fills in the defaults of optional fields (quality, scrap, rework)
                     pa.Table.from_arrays(
@@ -159,6 +174,13 @@ class UnsDecoder:
             )
             for kind, c in out.items()
         }
+        if fast.values:
+            table, rejects = fast.table(topics, payloads)
+            general = batches[RecordKind.SAMPLES]
+            batches[RecordKind.SAMPLES] = KindBatch(
+                pa.concat_tables([table, general.table]), [*rejects, *general.rejects]
+            )
+        return batches
 
     def take_seen(self) -> set[tuple[tuple[str, ...], str | None]]:
         """Asset paths and signals that records named since the last call (for creating unknown ones)."""
@@ -222,6 +244,65 @@ class UnsDecoder:
             RecordKind.COUNTS: "a count object",
         }[topic.kind]
         raise RecordInvalid(f"payload must be {expected}, not {type(value).__name__}", "wrong_type")
+
+
+_NUMBERS = (int, float)  # not bool: type(True) is bool
+# epoch milliseconds of 0001-01-01 and 9999-12-31, the timestamps that can be stored
+_MIN_MS, _MAX_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
+class _FastSamples:
+    """Samples of the common form, as columns; values and timestamps are checked for the whole batch."""
+
+    def __init__(self) -> None:
+        self.assets: list[str] = []
+        self.signals: list[str | None] = []
+        self.ts_ms: list[float] = []
+        self.values: list[float] = []
+        self.index: list[int] = []  # the message each came from
+
+    def add(self, topic: UnsTopic, ts_ms: float, value: float, index: int) -> None:
+        self.assets.append(topic.asset_id)
+        self.signals.append(topic.signal)
+        self.ts_ms.append(ts_ms)
+        self.values.append(value)
+        self.index.append(index)
+
+    def table(self, topics: Sequence[str], payloads: Sequence[bytes]) -> tuple[pa.Table, list[Reject]]:
+        spec = SPECS[RecordKind.SAMPLES]
+        try:
+            ts_ms = np.array(self.ts_ms, np.float64)
+            values = np.array(self.values, np.float64)
+        except OverflowError:  # an integer beyond a double: a whole-number value no sample can hold
+            ts_ms = np.array([float(t) if abs(t) < 2**63 else np.inf for t in self.ts_ms])
+            values = np.array([float(v) if abs(v) < 2**1023 else np.inf for v in self.values])
+        bad_value = ~np.isfinite(values)
+        bad_ts = ~np.isfinite(ts_ms) | (ts_ms < _MIN_MS) | (ts_ms > _MAX_MS)
+        rejects = [
+            Reject(
+                "non_finite_value" if bad_value[i] else "invalid_timestamp",
+                "field 'value' is not a finite number"
+                if bad_value[i]
+                else "field 'ts' is outside the timestamps that can be stored (years 1 to 9999 UTC)",
+                describe_payload(topics[self.index[i]], payloads[self.index[i]]),
+            )
+            for i in np.flatnonzero(bad_value | bad_ts).tolist()
+        ]
+        good = ~(bad_value | bad_ts)
+        keep = None if good.all() else pa.array(good)
+        ts_us = np.round(np.where(good, ts_ms, 0) * 1000).astype(np.int64)
+        table = pa.table(
+            {
+                "tenant": pa.nulls(len(values), pa.string()),
+                "asset_id": pa.array(self.assets, pa.string()),
+                "signal": pa.array(self.signals, pa.string()),
+                "ts": pa.array(ts_us, pa.int64()).cast(spec.schema.field("ts").type),
+                "value": pa.array(values, pa.float64()),
+                "quality": pa.repeat(pa.scalar("GOOD"), len(values)),
+            },
+            schema=spec.schema,
+        )
+        return (table if keep is None else table.filter(keep)), rejects
 
 
 def _not_json(topic: str, payload: bytes, exc: orjson.JSONDecodeError) -> Reject:
