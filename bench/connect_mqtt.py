@@ -91,14 +91,14 @@ def scenario(kind: str, messages: int, rate: float, qos: int) -> dict[str, Any]:
             expected = messages
             connector = MqttConnector(
                 MqttConfig(name="uns", tenant=TENANT, broker=broker_config, qos=qos),
-                clock,  # type: ignore[arg-type]
+                clock,
             )
         else:
             paths = []
             expected = (messages + SPB_DEVICES) * SPB_METRICS
             connector = SparkplugConnector(
                 SparkplugConfig(name="spb", tenant=TENANT, broker=broker_config, unknown_assets="create"),
-                clock,  # type: ignore[arg-type]
+                clock,
                 ModelRegistrar(rt.metadata, rt.asset_cache),
             )
         connector.start()

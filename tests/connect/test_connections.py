@@ -51,7 +51,10 @@ def build(data_dir: Path, connections: list[dict[str, Any]] | None = None) -> Ru
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[TestClient]:
-    rt = build(tmp_path / "data", [uns("from-file", broker={"username": "ls", "password": "file-secret"})])
+    # a client id of its own: a stable one would find its persistent session on the shared broker, with
+    # the messages earlier test runs published meanwhile
+    broker = {"username": "ls", "password": "file-secret", "client_id": f"ls-{uuid.uuid4().hex[:8]}"}
+    rt = build(tmp_path / "data", [uns("from-file", broker=broker)])
     with TestClient(create_app(rt)) as c:
         yield c
 

@@ -26,6 +26,8 @@ from leitstand.connect.modbus.client import ModbusConnector
 from leitstand.connect.modbus.config import ModbusConfig
 from leitstand.connect.mqtt.client import MqttConnector
 from leitstand.connect.mqtt.config import MqttConfig
+from leitstand.connect.opcua.client import OpcUaConnector
+from leitstand.connect.opcua.config import OpcUaConfig
 from leitstand.connect.sparkplug.client import SparkplugConnector
 from leitstand.connect.sparkplug.config import SparkplugConfig
 from leitstand.domain.errors import Conflict, Forbidden, InputError, NotFound
@@ -40,6 +42,7 @@ PROTOCOLS: dict[str, tuple[type[ConnectionConfig], Factory]] = {
     "mqtt": (MqttConfig, lambda c, t, r: MqttConnector(c, t, r)),
     "sparkplug": (SparkplugConfig, lambda c, t, r: SparkplugConnector(c, t, r)),
     "modbus": (ModbusConfig, lambda c, t, _r: ModbusConnector(c, t)),
+    "opcua": (OpcUaConfig, lambda c, t, _r: OpcUaConnector(c, t)),
 }
 _SECRETS = frozenset({"password"})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
@@ -49,11 +50,11 @@ class BatchingSubscriber:
         self._interval = flush_interval_ms / 1000
         self._batch_messages = batch_messages
         self._clock = clock
-        self._cond = threading.Condition()
-        self._topics: list[str] = []
-        self._payloads: list[bytes] = []
-        self._arrived: list[float] = []
-        self._acks: list[int] = []  # mids of QoS 1 messages in the batch, in arrival order
+        # (topic, payload, arrival, mid, qos) from the network thread; deque appends and pops are atomic,
+        # so handing over a message takes no lock
+        self._pending: deque[tuple[str, bytes, float, int, int]] = deque()
+        self._limit = _PENDING_BATCHES * batch_messages
+        self._wake = threading.Event()
         self.session: MqttSession | None = None
         self._flusher: threading.Thread | None = None
 
@@ -69,9 +70,8 @@ class BatchingSubscriber:
         """Disconnect, then store what arrived (messages not committed by then stay unacknowledged)."""
         if self.session is not None:
             self.session.stop(timeout)
-        with self._cond:
-            self._stop.set()
-            self._cond.notify_all()
+        self._stop.set()
+        self._wake.set()
         if self._flusher is not None:
             self._flusher.join(timeout)
             self._flusher = None
@@ -79,37 +79,33 @@ class BatchingSubscriber:
     # network thread --------------------------------------------------------------------------------
 
     def message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
-        limit = _PENDING_BATCHES * self._batch_messages
-        with self._cond:
-            while len(self._topics) >= limit and not self._stop.is_set():
-                self._cond.wait(0.5)
-            self._topics.append(topic)
-            self._payloads.append(payload)
-            self._arrived.append(self._clock())
-            if qos:
-                self._acks.append(mid)
-            if len(self._topics) >= self._batch_messages:
-                self._cond.notify_all()
+        pending = self._pending
+        while len(pending) >= self._limit and not self._stop.is_set():  # ingest is behind: stop reading
+            self._wake.set()
+            time.sleep(0.01)
+        pending.append((topic, payload, self._clock(), mid, qos))
+        if len(pending) >= self._batch_messages:
+            self._wake.set()
 
     # flusher thread --------------------------------------------------------------------------------
 
     def _flush_loop(self) -> None:
+        pending = self._pending
         while True:
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: len(self._topics) >= self._batch_messages or self._stop.is_set(),
-                    timeout=self._interval,
-                )
-                batch = self._topics, self._payloads, self._arrived, self._acks
-                self._topics, self._payloads, self._arrived, self._acks = [], [], [], []
-                self._cond.notify_all()
-                stopping = self._stop.is_set()
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            items = [pending.popleft() for _ in range(min(len(pending), self._limit))]
+            topics = [m[0] for m in items]
+            payloads = [m[1] for m in items]
+            arrived = [m[2] for m in items]
+            acks = [m[3] for m in items if m[4]]  # QoS 1 packet ids, in arrival order
             try:
                 # an empty batch too: decoders with timers (the Sparkplug reorder timeout) need the tick
-                self._deliver(*batch)
+                self._deliver(topics, payloads, arrived, acks)
             except Exception as exc:  # the batch stays unacknowledged; the broker resends it
                 self.health.failed("deliver_failed", f"{type(exc).__name__}: {exc}")
-            if stopping:
+            if stopping and not pending:
                 return
 
     def _deliver(

@@ -452,7 +452,7 @@ def _new_client(config: OpcUaConfig) -> Client:
     client.product_uri = "urn:leitstand"
     if config.username is not None and config.password is not None:
         client.set_user(config.username)
-        client.set_password(config.password.get_secret_value())
+        client.set_password(config.password)
     return client
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from asyncua import ua
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leitstand.connect.base import ID, ConnectionConfig
 
@@ -99,7 +99,8 @@ class OpcUaConfig(ConnectionConfig):
         None, description="The server's certificate; when given, only a server holding its key is accepted."
     )
     username: str | None = Field(None, min_length=1, max_length=256)
-    password: SecretStr | None = None
+    # Plain text, as the registry stores the dumped settings; it shows them with the password as ***.
+    password: str | None = Field(None, min_length=1, max_length=256)
     publishing_interval_ms: float = Field(1000, ge=10, le=3_600_000)
     nodes: list[NodeMapping] = Field(default_factory=list, max_length=MAX_NODES)
     browse_root: str | None = Field(None, description="Where `browse` starts; the Objects folder if unset.")
