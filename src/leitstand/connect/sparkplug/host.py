@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 
@@ -52,6 +53,7 @@ class MetricDef:
     bits: int  # signed integer width, 0 if unsigned or not an integer
     path: tuple[str, ...]  # the asset's path, for creating it (and its signals) when allowed
     last: float | None = None  # the last value stored, for marking it stale at death
+    ref: int = -1  # its slot in the host's registry, for numeric scalar samples (the columnar path)
 
 
 @dataclass(slots=True)
@@ -86,9 +88,16 @@ class EdgeNode:
 
 
 class _Out:
-    """Columns of the records a batch yields, per kind, and its rejects."""
+    """Columns of the records a batch yields, per kind, and its rejects. Numeric scalar samples, nearly
+    all of the traffic, are kept as (registry slot, ts, value); the slots become asset and signal
+    columns once per batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: list[MetricDef]) -> None:
+        self.registry = registry
+        self.ref: list[int] = []
+        self.ref_ts: list[int] = []
+        self.ref_value: list[float | int] = []
+        self._settled = 0  # values before this index are noted in their definitions' `last`
         self.asset: list[str] = []
         self.signal: list[str] = []
         self.ts: list[int] = []  # epoch milliseconds
@@ -105,9 +114,38 @@ class _Out:
         self.value.append(value)
         self.quality.append(quality)
 
+    def settle_last(self) -> None:
+        """Note each metric's last value in this batch on its definition (for stale marks)."""
+        start, self._settled = self._settled, len(self.ref)
+        if start == len(self.ref):
+            return
+        refs = np.array(self.ref[start:], np.int64)
+        values = np.array(self.ref_value[start:], np.float64)
+        slots, first_from_end = np.unique(refs[::-1], return_index=True)
+        for slot, i in zip(slots.tolist(), (len(refs) - 1 - first_from_end).tolist(), strict=True):
+            self.registry[slot].last = float(values[i])
+
     def batches(self) -> dict[RecordKind, KindBatch]:
         ms = pa.timestamp("ms", tz="UTC")
-        samples = pa.table(
+        self.settle_last()
+        refs = np.array(self.ref, np.int64)
+        slots, positions = np.unique(refs, return_inverse=True)
+        used = [self.registry[s] for s in slots.tolist()]
+        indices = pa.array(positions.astype(np.int32))
+        columnar = pa.table(
+            {
+                "asset_id": pa.DictionaryArray.from_arrays(
+                    indices, pa.array([d.asset_id for d in used], pa.string())
+                ),
+                "signal": pa.DictionaryArray.from_arrays(
+                    indices, pa.array([d.signal for d in used], pa.string())
+                ),
+                "ts": pa.array(self.ref_ts, pa.int64()).cast(ms),
+                "value": pa.array(np.array(self.ref_value, np.float64)),
+                "quality": pa.repeat(pa.scalar("GOOD"), len(refs)),
+            }
+        )
+        others = pa.table(
             {
                 "asset_id": pa.array(self.asset, pa.string()),
                 "signal": pa.array(self.signal, pa.string()),
@@ -115,6 +153,9 @@ class _Out:
                 "value": pa.array(self.value, pa.float64()),
                 "quality": pa.array(self.quality, pa.string()),
             }
+        )
+        samples = pa.concat_tables(
+            [conform(columnar, SPECS[RecordKind.SAMPLES]), conform(others, SPECS[RecordKind.SAMPLES])]
         )
         states = pa.table(
             {
@@ -131,7 +172,7 @@ class _Out:
             }
         )
         return {
-            RecordKind.SAMPLES: KindBatch(conform(samples, SPECS[RecordKind.SAMPLES]), self.rejects),
+            RecordKind.SAMPLES: KindBatch(samples, self.rejects),
             RecordKind.STATES: KindBatch(conform(states, SPECS[RecordKind.STATES])),
             RecordKind.COUNTS: KindBatch(conform(counts, SPECS[RecordKind.COUNTS])),
         }
@@ -152,6 +193,9 @@ class SparkplugHost:
         self.health = health
         self._publish = publish
         self.nodes: dict[tuple[str, str], EdgeNode] = {}
+        # numeric scalar metrics by slot; a metric born again keeps its slot
+        self._registry: list[MetricDef] = []
+        self._slots: dict[tuple[str, str, str | None, str], int] = {}
         self._counters = CounterIncrements()
         self._states = frozenset(config.state_metrics)
         self._counter_names = frozenset(config.counter_metrics)
@@ -162,7 +206,7 @@ class SparkplugHost:
     def decode(
         self, topics: list[str], payloads: list[bytes], arrived: list[float]
     ) -> dict[RecordKind, KindBatch]:
-        out = _Out()
+        out = _Out(self._registry)
         for topic, payload, at in zip(topics, payloads, arrived, strict=True):
             self._message(topic, payload, at, out)
         self._tick(self._clock(), out)
@@ -388,6 +432,13 @@ class SparkplugHost:
                 spb.signed_bits(datatype),
                 path,
             )
+            if role == SAMPLE and d.field is not None:
+                slot_key = (node.group, node.node, device, name)
+                d.ref = self._slots.setdefault(slot_key, len(self._registry))
+                if d.ref == len(self._registry):
+                    self._registry.append(d)
+                else:
+                    self._registry[d.ref] = d
             node.names[(device, name)] = d
             if metric.HasField("alias"):
                 node.aliases[int(metric.alias)] = d
@@ -413,13 +464,7 @@ class SparkplugHost:
         objects beyond what protobuf hands out)."""
         default_ts = int(message.timestamp) if message.HasField("timestamp") else int(at * 1000)
         names, aliases = node.names, node.aliases
-        asset_out, signal_out, ts_out, value_out, quality_out = (
-            out.asset,
-            out.signal,
-            out.ts,
-            out.value,
-            out.quality,
-        )
+        ref_out, ts_out, value_out = out.ref, out.ref_ts, out.ref_value
         unknown = 0
         for metric in message.metrics:
             name = metric.name
@@ -427,27 +472,22 @@ class SparkplugHost:
             if d is None:
                 unknown += 1
                 continue
+            if d.ref >= 0:  # a numeric scalar sample: three appends
+                value = getattr(metric, d.field)  # type: ignore[arg-type]
+                if not value and metric.is_null:
+                    continue
+                if d.bits and value >= 1 << (d.bits - 1):
+                    value = spb.signed(value, d.bits)
+                ref_out.append(d.ref)
+                ts_out.append(metric.timestamp or default_ts)
+                value_out.append(value)
+                continue
             role = d.role
-            if role == SKIP:
+            if role == SKIP or metric.is_null:
                 continue
             ts = metric.timestamp or default_ts
-            if metric.is_null:
-                continue
             if role == SAMPLE:
-                f = d.field
-                if f is not None:
-                    value = getattr(metric, f)
-                    if d.bits and value >= 1 << (d.bits - 1):
-                        value = spb.signed(value, d.bits)
-                    value = float(value)
-                    d.last = value
-                    asset_out.append(d.asset_id)
-                    signal_out.append(d.signal)
-                    ts_out.append(ts)
-                    value_out.append(value)
-                    quality_out.append("GOOD")
-                else:
-                    self._array(d, metric, ts, out, topic)
+                self._array(d, metric, ts, out, topic)
             elif role == STATE:
                 which = metric.WhichOneof("value")
                 if which is not None:
@@ -488,6 +528,7 @@ class SparkplugHost:
     def _stale(self, node: EdgeNode, device: str | None, at: float, out: _Out) -> None:
         """Mark the metrics of a node (and all its devices) or of one device stale at `at`."""
         ts = int(at * 1000)
+        out.settle_last()  # values of this batch count too
         for (dev, _), d in node.names.items():
             if (device is None or dev == device) and d.last is not None and d.role == SAMPLE:
                 out.sample(d.asset_id, d.signal, ts, d.last, "BAD")
