@@ -16,15 +16,14 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tests.brokers import Mosquitto
 
+from bench.commit_clock import CommitClock
 from bench.mqtt_load import SPB_DEVICES, SPB_METRICS
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import load_settings
@@ -35,42 +34,12 @@ from leitstand.connect.mqtt.config import BrokerConfig, MqttConfig
 from leitstand.connect.sparkplug.client import SparkplugConnector
 from leitstand.connect.sparkplug.config import SparkplugConfig
 from leitstand.domain.assets import AssetLevel, parse_asset_model
-from leitstand.domain.records import RecordKind
-from leitstand.ingest.conform import Decoded
-from leitstand.ingest.sink import IngestResult, RecordTarget
 from leitstand.sim.enterprise import enterprise_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "nordwerk"  # the enterprise of the simulator's model
 # Nothing is dropped by the broker: the benchmark measures what Leitstand takes, not the broker's limits.
 BROKER_CONFIG = "allow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\nmax_queued_bytes 0\n"
-
-
-class CommitClock:
-    """Passes batches on to ingest and notes, per committed batch, how long after each record's
-    timestamp (its scheduled publish time) the commit came."""
-
-    def __init__(self, target: RecordTarget) -> None:
-        self._target = target
-        self._lock = threading.Lock()
-        self.latencies_ms: list[np.ndarray] = []
-        self.stored = 0
-        self.last_commit = 0.0
-
-    def submit(self, tenant: str, kind: RecordKind, decoded: Decoded) -> Future[IngestResult]:
-        future = self._target.submit(tenant, kind, decoded)
-        ts_us = decoded.table["ts"].cast("int64").to_numpy()
-
-        def committed(done: Future[IngestResult]) -> None:
-            now = time.time()
-            if done.exception() is None:
-                with self._lock:
-                    self.latencies_ms.append(now * 1000 - ts_us / 1000)
-                    self.stored += len(ts_us)
-                    self.last_commit = now
-
-        future.add_done_callback(committed)
-        return future
 
 
 def scenario(kind: str, messages: int, rate: float, qos: int) -> dict[str, Any]:
@@ -141,7 +110,8 @@ def scenario(kind: str, messages: int, rate: float, qos: int) -> dict[str, Any]:
         connector.stop()
         rt.stop()
         broker.stop()
-    latencies = np.concatenate(clock.latencies_ms) if clock.latencies_ms else np.array([np.nan])
+    latencies, _ = clock.window(0.0)
+    latencies = latencies * 1000 if len(latencies) else np.array([np.nan])
     elapsed = clock.last_commit - sent["first_publish"]
     records_per_s = clock.stored / elapsed if elapsed > 0 else 0.0
     out: dict[str, Any] = {

@@ -23,14 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
+from bench.commit_clock import CommitClock
 from bench.server import free_port
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import load_settings
@@ -38,9 +37,6 @@ from leitstand.connect.base import LinkState
 from leitstand.connect.opcua.client import OpcUaConnector
 from leitstand.connect.opcua.config import OpcUaConfig
 from leitstand.domain.assets import parse_asset_model
-from leitstand.domain.records import RecordKind
-from leitstand.ingest.conform import Decoded
-from leitstand.ingest.sink import IngestResult, RecordTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench"
@@ -179,41 +175,6 @@ class ServerProcess:
 
 
 # measuring ------------------------------------------------------------------------------------------
-
-
-class CommitClock:
-    """A RecordTarget in front of the pipeline: notes, when a batch is committed, how long ago each
-    of its records' source timestamps was."""
-
-    def __init__(self, target: RecordTarget) -> None:
-        self._target = target
-        self._lock = threading.Lock()
-        # (committed at, seconds since each record's source timestamp, seconds since it was handed on)
-        self.commits: list[tuple[float, np.ndarray, float]] = []
-
-    def submit(self, tenant: str, kind: RecordKind, decoded: Decoded) -> Future[IngestResult]:
-        handed = time.time()
-        future = self._target.submit(tenant, kind, decoded)
-        if decoded.table.num_rows:
-            ts_us = decoded.table["ts"].cast(pa.int64()).to_numpy()
-
-            def committed(f: Future[IngestResult]) -> None:
-                now = time.time()
-                if f.exception() is None:
-                    with self._lock:
-                        self.commits.append((now, now - ts_us / 1e6, now - handed))
-
-            future.add_done_callback(committed)
-        return future
-
-    def window(self, since: float) -> tuple[np.ndarray, np.ndarray]:
-        """Source-to-commit latency of each record committed since `since`, and handed-on-to-commit
-        latency of each of those records."""
-        with self._lock:
-            kept = [(lat, np.full(len(lat), ingest)) for at, lat, ingest in self.commits if at >= since]
-        if not kept:
-            return np.zeros(0), np.zeros(0)
-        return np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])
 
 
 def current_rss_mib() -> float:

@@ -5,6 +5,7 @@
 - OEE per machine per shift for a year of 1 to 1,000 machines: raw, roll-up, PostgreSQL (bench/kpi_year.py)
 - `leitstand demo` start-up: already installed, and from a fresh clone
 - server memory (RSS) while the simulator streams
+- plant connectivity: MQTT UNS and Sparkplug B through mosquitto, OPC UA monitored items (bench/connect_*.py)
 
 Every figure is measured in this run; ratios compare against baselines measured in the same run.
 """
@@ -28,6 +29,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from bench import connect_mqtt, connect_opcua
 from bench.kpi_year import bench_kpi_year
 from bench.server import ServerProcess, free_port
 from leitstand.api.runtime import Runtime
@@ -434,11 +436,29 @@ def bench_rss(minutes: float, speed: float, duckdb_limit: str) -> dict[str, Any]
     }
 
 
+def bench_connect(quick: bool) -> dict[str, Any]:
+    """Each protocol at full speed (capacity) and, for MQTT, paced at the target rate (latency)."""
+    n = 100_000 if quick else 300_000
+    uns = {
+        "qos0_max": connect_mqtt.run("uns", n, 0, 0),
+        "qos1_max": connect_mqtt.run("uns", n, 0, 1),
+        "qos0_at_30k": connect_mqtt.run("uns", n, 30_000, 0),
+        "qos1_at_30k": connect_mqtt.run("uns", n, 30_000, 1),
+    }
+    sparkplug = {
+        "max": connect_mqtt.run("sparkplug", 10_000 if quick else 30_000, 0),
+        "at_5k_messages": connect_mqtt.run("sparkplug", 10_000 if quick else 25_000, 5_000),
+    }
+    opcua = connect_opcua.run(items=10_000, seconds=20 if quick else 40)
+    return {"uns": uns, "sparkplug": sparkplug, "opcua": opcua}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, 1-minute memory run, no clone.")
-    parser.add_argument("--only", nargs="*", choices=["ingest", "oee", "kpi_year", "access", "demo", "rss"])
+    sections = ["ingest", "oee", "kpi_year", "access", "demo", "rss", "connect"]
+    parser.add_argument("--only", nargs="*", choices=sections)
     parser.add_argument(
         "--postgres",
         default=os.environ.get("LEITSTAND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -448,7 +468,7 @@ def main() -> None:
     parser.add_argument("--rss-duckdb-limit", default="64MB", help="duckdb_memory_limit of the server")
     args = parser.parse_args()
     quick = args.quick
-    only = set(args.only or ["ingest", "oee", "kpi_year", "access", "demo", "rss"])
+    only = set(args.only or sections)
     results: dict[str, Any] = {"machine": machine(), "targets": {}}
     if args.only and args.out.exists():  # a partial run updates the sections it measures
         results = {**json.loads(args.out.read_text()), "machine": machine()}
@@ -514,6 +534,15 @@ def main() -> None:
         # of it); with the cache capped, the process must not grow
         results["targets"].setdefault("rss", {})["RSS flat (last 10% <= first 10% + 15%)"] = (
             rss["rss_mib_last_10pct_max"] <= rss["rss_mib_first_10pct_max"] * 1.15
+        )
+    if "connect" in only:
+        print("plant connectivity: MQTT UNS, Sparkplug B, OPC UA …", flush=True)
+        results["connect"] = bench_connect(quick)
+        c, targets = results["connect"], results["targets"].setdefault("connect", {})
+        targets["MQTT UNS >= 30,000 messages/s (QoS 0)"] = c["uns"]["qos0_max"]["messages_per_s"] >= 30_000
+        targets["Sparkplug B >= 1,000,000 metrics/s"] = c["sparkplug"]["max"]["metrics_per_s"] >= 1_000_000
+        targets["OPC UA 10,000 items at 1 s sustained (>= 99 % stored)"] = (
+            c["opcua"]["items"] >= 10_000 and (c["opcua"]["fraction_of_produced_stored"] or 0) >= 0.99
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

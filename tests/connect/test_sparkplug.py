@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
+import pyarrow as pa
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -23,7 +25,9 @@ from leitstand.connect.sparkplug import decode as spb
 from leitstand.connect.sparkplug.client import SparkplugConnector
 from leitstand.connect.sparkplug.config import SparkplugConfig
 from leitstand.connect.sparkplug.host import SparkplugHost
-from leitstand.domain.records import RecordKind
+from leitstand.domain.records import SPECS, RecordKind
+from leitstand.ingest.conform import conform
+from leitstand.sim.sparkplug_edge import SparkplugEdgePublisher, sparkplug_connection
 from tests.connect.test_mqtt import count, wait_for
 
 REPO = Path(__file__).parents[2]
@@ -351,3 +355,41 @@ def test_generated_payload_classes_match_the_schema(tmp_path: Path) -> None:
         assert (tmp_path / name).read_text() == (source / name).read_text(), (
             f"{name} is out of date: make proto"
         )
+
+
+def test_the_simulators_edge_nodes_deliver_samples_states_and_counts(runtime: Runtime) -> None:
+    """sim/sparkplug_edge.py publishes a line as an edge node; the host stores what it published, with
+    the running counter turned back into the counts that were sent."""
+    runtime.pipeline.start()
+    config = SparkplugConfig(
+        **sparkplug_connection("acme", ["hh"], "127.0.0.1:1883")
+        | {"host_id": f"ls-{uuid.uuid4().hex[:6]}", "broker": {"client_id": f"ls-{uuid.uuid4().hex[:8]}"}}
+    )
+    connector = SparkplugConnector(config, runtime.pipeline)
+    connector.start()
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    at = [now + timedelta(minutes=i) for i in range(3)]
+    machine = "hh-press-l1-m1"
+    tables = {
+        RecordKind.SAMPLES: pa.table(
+            {"asset_id": [machine] * 3, "signal": ["temperature"] * 3, "ts": at, "value": [20.0, 21.0, 22.0]}
+        ),
+        RecordKind.STATES: pa.table(
+            {"asset_id": [machine, machine], "ts": at[:2], "state": ["RUNNING", "DOWN"]}
+        ),
+        RecordKind.COUNTS: pa.table({"asset_id": [machine] * 3, "ts": at, "produced": [5, 7, 4]}),
+    }
+    try:
+        wait_for(lambda: connector.health.state is LinkState.CONNECTED, "the host to connect")
+        with SparkplugEdgePublisher(runtime.asset_cache.assets("acme")) as edge:
+            for kind, table in tables.items():
+                edge.send("acme", kind, conform(table, SPECS[kind]))
+        wait_for(lambda: count(runtime, "counts") == 3 and count(runtime, "states") == 2, "all records")
+        wait_for(lambda: count(runtime, "samples") == 3, "samples")
+    finally:
+        connector.stop()
+    produced = runtime.events.query("select produced from counts where tenant = 'acme' order by ts")
+    assert produced["produced"].to_pylist() == [5, 7, 4]
+    states = runtime.events.query("select state from states where tenant = 'acme' order by ts")
+    assert states["state"].to_pylist() == ["RUNNING", "DOWN"]
+    assert runtime.events.rejects("acme")["reason_code"].to_pylist() == []

@@ -26,6 +26,7 @@ from leitstand.ingest.sink import RecordSink
 from leitstand.sim.enterprise import KESSLER, NORDWERK, OSTWALD, Company, enterprise_model
 from leitstand.sim.feed import Simulator
 from leitstand.sim.mqtt_publisher import UnsPublisher
+from leitstand.sim.sparkplug_edge import SparkplugEdgePublisher, sparkplug_connection
 
 TENANT = NORDWERK.id
 SUPPLIER_PLANTS = 1
@@ -148,6 +149,16 @@ def seed_demo(
     return feeds, DemoAccess(url, oem.tenant, oem.username, oem.password, token, accounts[1:])
 
 
+def broker_connection(via: str, company: Company, plants: int, seed: int, broker: str) -> dict[str, object]:
+    """The demo's connection for a company's simulated plants: its Unified Namespace (`--via mqtt`) or
+    its Sparkplug B edge nodes (`--via sparkplug`)."""
+    if via == "mqtt":
+        return uns_connection(company.id, broker)
+    count = plants if company is NORDWERK else SUPPLIER_PLANTS
+    doc = enterprise_model(plants=count, seed=seed, company=company)
+    return sparkplug_connection(company.id, [site["id"] for site in doc["sites"]], broker)
+
+
 def uns_connection(tenant: str, broker: str) -> dict[str, object]:
     """The demo's subscription to a company's Unified Namespace (`--via mqtt`)."""
     host, _, port = broker.rpartition(":")
@@ -161,7 +172,10 @@ def uns_connection(tenant: str, broker: str) -> dict[str, object]:
 
 
 def wait_until_stored(
-    rt: Runtime, publishers: list[UnsPublisher], progress: Progress, timeout_s: float = 900
+    rt: Runtime,
+    publishers: list[UnsPublisher | SparkplugEdgePublisher],
+    progress: Progress,
+    timeout_s: float = 900,
 ) -> None:
     """Wait until the records published into the broker are stored (the connections lag the broker)."""
     published: dict[tuple[str, RecordKind], int] = {}
@@ -220,16 +234,19 @@ def demo(
     seed: int = typer.Option(7, help="Simulator seed."),
     via: str = typer.Option(
         "direct",
-        help="How the simulated machines deliver: 'direct' into ingest, or 'mqtt': they publish into a "
-        "Unified Namespace on --broker and Leitstand subscribes to it (history and live data).",
+        help="How the simulated machines deliver: 'direct' into ingest; 'mqtt': they publish into a "
+        "Unified Namespace on --broker; 'sparkplug': they are Sparkplug B edge nodes on --broker. "
+        "Leitstand subscribes (history and live data).",
     ),
-    broker: str = typer.Option("127.0.0.1:1883", help="host:port of the MQTT broker for --via mqtt."),
+    broker: str = typer.Option(
+        "127.0.0.1:1883", help="host:port of the MQTT broker for --via mqtt/sparkplug."
+    ),
 ) -> None:
     """Run Leitstand on the embedded stores with a simulated enterprise, its history and live data."""
-    if via not in ("direct", "mqtt"):
-        raise typer.BadParameter("--via is 'direct' or 'mqtt'", param_hint="--via")
+    if via not in ("direct", "mqtt", "sparkplug"):
+        raise typer.BadParameter("--via is 'direct', 'mqtt' or 'sparkplug'", param_hint="--via")
     mqtt_host, _, port_text = broker.rpartition(":")
-    if via == "mqtt" and (not mqtt_host or not port_text.isdigit()):
+    if via != "direct" and (not mqtt_host or not port_text.isdigit()):
         raise typer.BadParameter("--broker is host:port, e.g. 127.0.0.1:1883", param_hint="--broker")
     if speed > 1 and duration is None:
         raise typer.BadParameter(
@@ -248,14 +265,19 @@ def demo(
         host=host,
         port=port,
         max_past_s=(now - live_start + history).total_seconds() + 3600,
-        connections=[uns_connection(c.id, broker) for c in companies] if via == "mqtt" else [],
+        connections=[broker_connection(via, c, plants, seed, broker) for c in companies]
+        if via != "direct"
+        else [],
     )
     rt = Runtime.build(settings)
     rt.start()
-    publishers: list[UnsPublisher] = []
+    publishers: list[UnsPublisher | SparkplugEdgePublisher] = []
 
     def publisher(model: AssetModel) -> RecordSink:
-        publishers.append(UnsPublisher({a.id: a.path for a in model.assets}, mqtt_host, int(port_text)))
+        if via == "mqtt":
+            publishers.append(UnsPublisher({a.id: a.path for a in model.assets}, mqtt_host, int(port_text)))
+        else:
+            publishers.append(SparkplugEdgePublisher(list(model.assets), mqtt_host, int(port_text)))
         return publishers[-1]
 
     with Progress(
@@ -272,9 +294,9 @@ def demo(
             live_start,
             seed=seed,
             progress=progress,
-            sink_for=publisher if via == "mqtt" else None,
+            sink_for=publisher if via != "direct" else None,
         )
-        if via == "mqtt":
+        if via != "direct":
             wait_until_stored(rt, publishers, progress)
     credentials = data_dir / "credentials.json"
     credentials.write_text(json.dumps(asdict(access), indent=2))
