@@ -24,7 +24,8 @@ from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.errors import InputError
 from leitstand.domain.tenancy import Role
 from tests.conftest import EXAMPLE_MODEL, PASSWORD, TEST_SETTINGS, login
-from tests.connect.test_mqtt import MACHINE, Publisher, count, wait_for
+from tests.connect.helpers import count, wait_for
+from tests.connect.test_mqtt import MACHINE, Publisher
 
 
 def uns(name: str, **extra: Any) -> dict[str, Any]:

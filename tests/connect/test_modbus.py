@@ -11,7 +11,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from leitstand.domain.records import RecordKind
 from leitstand.ingest.conform import Decoded
 from leitstand.ingest.sink import IngestResult
 from tests.conftest import EXAMPLE_MODEL, free_port
+from tests.connect.helpers import wait_for
 
 M1, M2 = "hh-press-l1-m1", "hh-press-l1-m2"
 WAIT_S = 10.0
@@ -53,13 +54,6 @@ FC = {"coil": 15, "discrete": 2, "holding": 16, "input": 4}  # a function code a
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.03)
 
 
 def samples(rt: Runtime, signal: str | None = None) -> list[tuple[str, float]]:

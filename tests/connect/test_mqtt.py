@@ -7,7 +7,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,22 +26,9 @@ from leitstand.connect.mqtt.config import BrokerConfig, MqttConfig
 from leitstand.connect.mqtt.decode import UnsDecoder, parse_topic
 from leitstand.domain.records import RecordKind
 from tests.brokers import Mosquitto
+from tests.connect.helpers import count, wait_for
 
 MACHINE = "acme/hh/hh-press/hh-press-l1/hh-press-l1-m1"
-WAIT_S = 15.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def count(rt: Runtime, table: str, where: str = "true") -> int:
-    return int(
-        rt.events.query(f"select count(*) n from {table} where tenant = 'acme' and {where}")["n"][0].as_py()
-    )
 
 
 def reject_codes(rt: Runtime) -> list[str]:

@@ -24,17 +24,10 @@ from leitstand.domain.records import RecordKind
 from leitstand.sim import Simulator
 from leitstand.sim.opcua_server import PRODUCED, STATE, OpcUaSimServer, write_self_signed_certificate
 from tests.conftest import free_port
+from tests.connect.helpers import wait_for
 
 M1, M2 = "hh-press-l1-m1", "hh-press-l1-m2"  # machines of the example asset model (tenant acme)
 MACHINES = {M1: ["temperature", "motor_current"], M2: ["temperature"]}
-WAIT_S = 15.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def rows(rt: Runtime, sql: str) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from leitstand.connect.sparkplug.host import SparkplugHost
 from leitstand.domain.records import SPECS, RecordKind
 from leitstand.ingest.conform import conform
 from leitstand.sim.sparkplug_edge import SparkplugEdgePublisher, sparkplug_connection
-from tests.connect.test_mqtt import count, wait_for
+from tests.connect.helpers import count, wait_for
 
 REPO = Path(__file__).parents[2]
 EDGE_PYTHON = REPO / ".venv" / "sparkplug-edge" / "bin" / "python"

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Protocol
 
 from leitstand.connect.base import AssetRegistrar, ConnectionConfig, Health, Inlet
 from leitstand.connect.mqtt.config import BrokerConfig, MqttConfig
@@ -27,6 +28,19 @@ _PENDING_BATCHES = 4
 
 # topics, payloads, arrival times → one batch per record kind
 Decode = Callable[[list[str], list[bytes], list[float]], dict[RecordKind, KindBatch]]
+
+
+class BatchSettings(Protocol):
+    """What a subscriber needs of a connection's settings (the UNS and Sparkplug B configs have it)."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def flush_interval_ms(self) -> int: ...
+
+    @property
+    def batch_messages(self) -> int: ...
 
 
 class BatchingSubscriber:
@@ -57,6 +71,27 @@ class BatchingSubscriber:
         self._wake = threading.Event()
         self.session: MqttSession | None = None
         self._flusher: threading.Thread | None = None
+
+    @classmethod
+    def for_connection(
+        cls,
+        config: BatchSettings,
+        health: Health,
+        target: RecordTarget,
+        decode: Decode,
+        clock: Callable[[], float] = time.time,
+    ) -> BatchingSubscriber:
+        """The subscriber of a connection, delivering to `target` for the connection's tenant."""
+        stop = threading.Event()
+        return cls(
+            health,
+            Inlet(target, config.tenant, health, stop),
+            stop,
+            decode,
+            config.flush_interval_ms,
+            config.batch_messages,
+            clock,
+        )
 
     def start(self, session: MqttSession) -> None:
         self.session = session
@@ -185,17 +220,8 @@ class MqttConnector:
         self.config = config
         self.health = Health(config.key, "mqtt")
         self._registrar = registrar if config.unknown_assets == "create" else None
-        stop = threading.Event()
         self._decoder = UnsDecoder(config.tenant, config.max_payload_bytes)
-        self._subscriber = BatchingSubscriber(
-            self.health,
-            Inlet(target, config.tenant, self.health, stop),
-            stop,
-            self._decode,
-            config.flush_interval_ms,
-            config.batch_messages,
-            clock,
-        )
+        self._subscriber = BatchingSubscriber.for_connection(config, self.health, target, self._decode, clock)
         group = config.shared_group
         self._filters = [(f"$share/{group}/{f}" if group else f, config.qos) for f in config.filters]
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 import orjson
 import paho.mqtt.client as mqtt
 
-from leitstand.connect.base import AssetRegistrar, Health, Inlet
+from leitstand.connect.base import AssetRegistrar, Health
 from leitstand.connect.mqtt.client import BatchingSubscriber, session_for
 from leitstand.connect.mqtt.decode import KindBatch
 from leitstand.connect.mqtt.session import MqttSession, Will
@@ -39,16 +38,7 @@ class SparkplugConnector:
         self.config = config
         self.health = Health(config.key, "sparkplug")
         self._registrar = registrar if config.unknown_assets == "create" else None
-        stop = threading.Event()
-        self._subscriber = BatchingSubscriber(
-            self.health,
-            Inlet(target, config.tenant, self.health, stop),
-            stop,
-            self._decode,
-            config.flush_interval_ms,
-            config.batch_messages,
-            clock,
-        )
+        self._subscriber = BatchingSubscriber.for_connection(config, self.health, target, self._decode, clock)
         self.host = SparkplugHost(config, self.health, self._send_command, clock)
         self.state_topic = f"{NAMESPACE}/STATE/{config.host_id}"
         self._state_ts = int(clock() * 1000)
