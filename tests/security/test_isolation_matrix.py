@@ -26,8 +26,7 @@ ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 # Not called here: login and logout are public (logout would end the caller's own session), and the
 # endless live stream has its own tests (tests/api/test_live.py, tests/access/test_agreements.py).
 SKIPPED = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/live/stream")}
-# acme's connection is named in requests (so its name is no canary); its broker host never is
-SECRET_NAMES = ["SECRET-acme", "acme-broker.example"]
+SECRET_NAMES = ["SECRET-acme"]  # also the description of acme's connection
 SHARED_NAMES = ["SHARED-acme"]
 # Ids are canaries only where the prober never sent them as data: its ingest probes name the machines
 # south-m2 and north-m2, which then stand in its own dead-letter store, rightly.
@@ -65,17 +64,14 @@ class World:
         self.rival_to_third = offer(
             client, rival_headers, consumer="third", scope="r1", name="rival's plant r1"
         )["id"]
-        for headers, name, host in (
-            (self.acme_headers, "acme-secret-uns", "acme-broker.example"),
-            (rival_headers, "rival-uns", "rival-broker.example"),
-        ):
+        for headers, name in ((self.acme_headers, "acme-secret-uns"), (rival_headers, "rival-uns")):
             created = client.post(
                 "/api/v1/connections",
                 json={
                     "protocol": "mqtt",
                     "name": name,
                     "enabled": False,
-                    "broker": {"host": host},
+                    "broker": {"host": "127.0.0.1"},
                     "description": f"SECRET-{name[:4]}",
                 },
                 headers=headers,
@@ -178,7 +174,7 @@ def body_for(world: World, method: str, path: str, ids: dict[str, str]) -> Any:
             "protocol": "mqtt",
             "name": f"probe-{n}",
             "enabled": False,
-            "broker": {"host": "rival-broker.example"},
+            "broker": {"host": "127.0.0.1"},
             **({"tenant": "acme"} if n % 2 else {}),
         },
         ("POST", "/api/v1/assets"): rival_model(),

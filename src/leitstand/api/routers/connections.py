@@ -6,9 +6,10 @@ document of a connection is the same in both places; see docs/connect/.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
 
 from leitstand.access.policy import ReadScope
 from leitstand.api.deps import own_data, require, runtime
@@ -22,7 +23,7 @@ from leitstand.domain.tenancy import Principal, Role
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"], responses=AUTHENTICATED)
 ADMIN = require(Role.TENANT_ADMIN)
 NAME = Path(pattern=ID, description="The connection's name.")
-EXAMPLE = {
+EXAMPLE: dict[str, Any] = {
     "protocol": "mqtt",
     "name": "press-shop-uns",
     "broker": {"host": "broker.plant.example", "port": 8883, "username": "leitstand", "password": "…"},
@@ -53,15 +54,26 @@ def get_connection(
     return _connections(rt).view(scope.tenant, name)
 
 
+class ConnectionDocument(BaseModel):
+    """A connection's settings: `protocol` and `name`, and the protocol's own fields (docs/connect/),
+    which are checked against the protocol's settings (422 names the field)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE]})
+    protocol: Literal["mqtt", "sparkplug", "opcua", "modbus"]
+    name: str = Field(pattern=ID)
+    tenant: str | None = Field(None, description="Your tenant (the default); no other is allowed.")
+
+
 @router.post("", status_code=201)
 def create_connection(
-    doc: dict[str, Any] = Body(examples=[EXAMPLE], description="A connection's settings (docs/connect/)."),
+    doc: ConnectionDocument = Body(),
     who: Principal = Depends(ADMIN),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Create and start a connection delivering records to your tenant. It may reach only hosts the
     operator allows (setting `connection_allowed_hosts`); it is started again after a restart."""
-    view = _connections(rt).create(who.tenant_id, doc, who.username)
+    settings = doc.model_dump(exclude_none=True)
+    view = _connections(rt).create(who.tenant_id, settings, who.username)
     rt.access.audit.record(
         who, "connection_created", who.tenant_id, f"connection:{view['name']}", protocol=view["protocol"]
     )

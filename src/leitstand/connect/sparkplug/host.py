@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from leitstand.connect.base import CounterIncrements, Health, Reject, SeenAsset, describe_payload
 from leitstand.connect.mqtt.decode import KindBatch
+from leitstand.connect.sparkplug import columns
 from leitstand.connect.sparkplug import decode as spb
 from leitstand.connect.sparkplug.config import SparkplugConfig
 from leitstand.domain.assets import ID_PATTERN
@@ -97,7 +98,10 @@ class _Out:
         self.ref: list[int] = []
         self.ref_ts: list[int] = []
         self.ref_value: list[float | int] = []
-        self._settled = 0  # values before this index are noted in their definitions' `last`
+        # (slots, ts, values) arrays from payloads decoded as columns (columns.py)
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # values before these (list index, chunk count) are noted in their definitions' `last`
+        self._settled = (0, 0)
         self.asset: list[str] = []
         self.signal: list[str] = []
         self.ts: list[int] = []  # epoch milliseconds
@@ -114,13 +118,29 @@ class _Out:
         self.value.append(value)
         self.quality.append(quality)
 
+    def _fast(self, since: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slots, timestamps and values of the numeric scalar samples, from `since` on."""
+        listed, chunked = since
+        parts = [
+            (
+                np.array(self.ref[listed:], np.int64),
+                np.array(self.ref_ts[listed:], np.int64),
+                np.array(self.ref_value[listed:], np.float64),
+            ),
+            *self.chunks[chunked:],
+        ]
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+
     def settle_last(self) -> None:
         """Note each metric's last value in this batch on its definition (for stale marks)."""
-        start, self._settled = self._settled, len(self.ref)
-        if start == len(self.ref):
+        since, self._settled = self._settled, (len(self.ref), len(self.chunks))
+        refs, _, values = self._fast(since)
+        if not len(refs):
             return
-        refs = np.array(self.ref[start:], np.int64)
-        values = np.array(self.ref_value[start:], np.float64)
         slots, first_from_end = np.unique(refs[::-1], return_index=True)
         for slot, i in zip(slots.tolist(), (len(refs) - 1 - first_from_end).tolist(), strict=True):
             self.registry[slot].last = float(values[i])
@@ -128,7 +148,7 @@ class _Out:
     def batches(self) -> dict[RecordKind, KindBatch]:
         ms = pa.timestamp("ms", tz="UTC")
         self.settle_last()
-        refs = np.array(self.ref, np.int64)
+        refs, fast_ts, fast_values = self._fast()
         slots, positions = np.unique(refs, return_inverse=True)
         used = [self.registry[s] for s in slots.tolist()]
         indices = pa.array(positions.astype(np.int32))
@@ -140,8 +160,8 @@ class _Out:
                 "signal": pa.DictionaryArray.from_arrays(
                     indices, pa.array([d.signal for d in used], pa.string())
                 ),
-                "ts": pa.array(self.ref_ts, pa.int64()).cast(ms),
-                "value": pa.array(np.array(self.ref_value, np.float64)),
+                "ts": pa.array(fast_ts).cast(ms),
+                "value": pa.array(fast_values),
                 "quality": pa.repeat(pa.scalar("GOOD"), len(refs)),
             }
         )
@@ -178,6 +198,34 @@ class _Out:
         }
 
 
+# A data message applied in order but not yet read: node, device, parsed payload, bytes, arrival, topic
+_Deferred = tuple[EdgeNode, str | None, Any, bytes, float, str]
+_COLUMNAR_MIN = 8  # fewer messages of one shape in a batch are read metric by metric
+_MAX_LAYOUTS = 10_000
+_FIELD_NUMBER = {
+    "int_value": 10,
+    "long_value": 11,
+    "float_value": 12,
+    "double_value": 13,
+    "boolean_value": 14,
+}
+
+
+def _signed(raw: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Unsigned wire integers as the signed values they carry, column-wise (see decode.signed)."""
+    as_int = raw.view(np.int64)  # uint64 two's complement: right for Int64
+    narrow = (bits > 0) & (bits < 64)
+    wide32 = narrow & (raw >= np.uint64(1 << 31))  # sign-extended to 32 bits
+    width = np.where(narrow, bits, 1).astype(np.uint64)
+    n_bit = (
+        narrow & ~wide32 & (raw >= (np.uint64(1) << (width - np.uint64(1)))) & (raw < (np.uint64(1) << width))
+    )
+    out = as_int.astype(np.float64)
+    out = np.where(wide32, as_int - (1 << 32), out)
+    out = np.where(n_bit, as_int - (np.int64(1) << width.astype(np.int64)), out)
+    return out.astype(np.float64)
+
+
 class SparkplugHost:
     """Turns Sparkplug messages into records; `publish(topic, payload)` sends Rebirth requests."""
 
@@ -202,6 +250,10 @@ class SparkplugHost:
         self._seen: set[SeenAsset] = set()
         self._reorder_s = config.reorder_timeout_ms / 1000
         self._rebirth_s = config.rebirth_interval_ms / 1000
+        self._deferred: list[_Deferred] = []  # data messages applied in seq order, not yet read
+        self._columnar_min = _COLUMNAR_MIN
+        self.columnar_messages = 0  # data messages read as columns (the rest metric by metric)
+        self._layouts: dict[tuple[str, str, str | None, int], columns.Layout | None] = {}
 
     def decode(
         self, topics: list[str], payloads: list[bytes], arrived: list[float]
@@ -210,6 +262,7 @@ class SparkplugHost:
         for topic, payload, at in zip(topics, payloads, arrived, strict=True):
             self._message(topic, payload, at, out)
         self._tick(self._clock(), out)
+        self._flush(out)
         return out.batches()
 
     def take_seen(self) -> set[SeenAsset]:
@@ -334,6 +387,7 @@ class SparkplugHost:
             self._rebirth(node, now, "seq gap")
 
     def _nbirth(self, t: spb.SparkplugTopic, site: str, message: Any, at: float, out: _Out) -> None:
+        self._flush(out)
         key = (t.group, t.node)
         old = self.nodes.get(key)
         node = EdgeNode(t.group, t.node, site, births=(old.births if old else 0) + 1)
@@ -378,8 +432,10 @@ class SparkplugHost:
     ) -> None:
         kind = t.message_type
         device = t.device
+        if kind in ("DBIRTH", "DDEATH"):
+            self._flush(out)  # data before a birth or death is read with the metrics it was sent under
         if kind == "NDATA":
-            self._data(node, None, message, at, out, topic)
+            self._deferred.append((node, None, message, payload, at, topic))
         elif device is None:
             out.rejects.append(
                 Reject(
@@ -404,7 +460,64 @@ class SparkplugHost:
             node.devices[device] = False
             self._stale(node, device, at, out)
         else:
-            self._data(node, device, message, at, out, topic)
+            self._deferred.append((node, device, message, payload, at, topic))
+
+    def _flush(self, out: _Out) -> None:
+        """Store the data messages waiting since the last flush: those of a shape seen often enough as
+        columns (columns.py), the others metric by metric."""
+        waiting, self._deferred = self._deferred, []
+        shapes: dict[tuple[str, str, str | None, int], list[_Deferred]] = {}
+        for item in waiting:
+            shapes.setdefault((item[0].group, item[0].node, item[1], len(item[3])), []).append(item)
+        for key, items in shapes.items():
+            layout = self._layout(key, items[0][3]) if len(items) >= self._columnar_min else None
+            slow = items if layout is None else self._columnar(layout, items, out)
+            for node, device, message, _payload, at, topic in slow:
+                self._data(node, device, message, at, out, topic)
+
+    def _layout(self, key: tuple[str, str, str | None, int], payload: bytes) -> columns.Layout | None:
+        if key not in self._layouts:
+            if len(self._layouts) >= _MAX_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[key] = columns.learn(payload)
+        return self._layouts[key]
+
+    def _columnar(self, layout: columns.Layout, items: list[_Deferred], out: _Out) -> list[_Deferred]:
+        """Read the messages that match `layout` as columns; return those that must go metric by metric
+        (another shape, an unknown alias, a metric that is not a numeric scalar sample, a value in
+        another field than the birth's datatype uses)."""
+        node = items[0][0]
+        rows = np.frombuffer(b"".join(item[3] for item in items), np.uint8).reshape(len(items), layout.length)
+        ok, got = columns.read(layout, rows)
+        uniq, inverse = np.unique(got["alias"], return_inverse=True)
+        defs = [node.aliases.get(int(a)) for a in uniq.tolist()]
+        usable = np.array([d is not None and d.ref >= 0 for d in defs], bool)
+        field = np.array([_FIELD_NUMBER.get(d.field or "", -1) if d is not None else -1 for d in defs])
+        inverse = inverse.reshape(got["alias"].shape)
+        good = (usable[inverse] & (field[inverse] == layout.value_field)).all(axis=1)
+        matched = np.flatnonzero(ok)
+        slow = [items[i] for i in np.flatnonzero(~ok).tolist()]
+        slow += [items[i] for i in matched[~good].tolist()]
+        if not good.any():
+            return slow
+        inverse = inverse[good]
+        refs = np.array([d.ref if d is not None else -1 for d in defs], np.int64)[inverse]
+        bits = np.array([d.bits if d is not None else 0 for d in defs], np.int64)[inverse]
+        is_float = np.isin(layout.value_field, (12, 13))[None, :]
+        # as protobuf reads them: int_value is 32 bits wide, a boolean is any non-zero varint
+        fields = layout.value_field[None, :]
+        raw = np.where(fields == 10, got["raw"][good] & np.uint64(0xFFFFFFFF), got["raw"][good])
+        raw = np.where(fields == 14, (raw != 0).astype(np.uint64), raw)
+        values = np.where(is_float, got["float"][good], raw.astype(np.float64))
+        signed = bits > 0
+        if signed.any():
+            values = np.where(signed, _signed(raw, bits), values)
+        ts = got["ts"][good]
+        arrival = np.array([int(items[i][4] * 1000) for i in matched[good].tolist()], np.int64)
+        ts = np.where(ts >= 0, ts, arrival[:, None])
+        out.chunks.append((refs.ravel(), ts.ravel(), values.ravel()))
+        self.columnar_messages += int(good.sum())
+        return slow
 
     def _define(self, node: EdgeNode, device: str | None, message: Any, at: float, out: _Out) -> None:
         """Take the metrics a birth declares, and store their values."""
@@ -526,6 +639,7 @@ class SparkplugHost:
             self._seen.add((d.path, f"{d.signal}.{i}"))
 
     def _stale(self, node: EdgeNode, device: str | None, at: float, out: _Out) -> None:
+        self._flush(out)
         """Mark the metrics of a node (and all its devices) or of one device stale at `at`."""
         ts = int(at * 1000)
         out.settle_last()  # values of this batch count too
