@@ -149,7 +149,7 @@ class _Out:
         ms = pa.timestamp("ms", tz="UTC")
         self.settle_last()
         refs, fast_ts, fast_values = self._fast()
-        slots, positions = np.unique(refs, return_inverse=True)
+        slots, positions = _dense(refs)
         used = [self.registry[s] for s in slots.tolist()]
         indices = pa.array(positions.astype(np.int32))
         columnar = pa.table(
@@ -201,7 +201,8 @@ class _Out:
 # A data message applied in order but not yet read: node, device, parsed payload, bytes, arrival, topic
 _Deferred = tuple[EdgeNode, str | None, Any, bytes, float, str]
 _COLUMNAR_MIN = 8  # fewer messages of one shape in a batch are read metric by metric
-_MAX_LAYOUTS = 10_000
+_MAX_LAYOUTS = 10_000  # also the most topics remembered
+_UNSEEN = object()
 _FIELD_NUMBER = {
     "int_value": 10,
     "long_value": 11,
@@ -209,6 +210,18 @@ _FIELD_NUMBER = {
     "double_value": 13,
     "boolean_value": 14,
 }
+
+
+def _dense(refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(refs, return_inverse=True) for small non-negative integers, without sorting."""
+    if not len(refs):
+        return refs, refs
+    present = np.zeros(int(refs.max()) + 1, bool)
+    present[refs] = True
+    slots = np.flatnonzero(present)
+    index = np.zeros(len(present), np.int64)
+    index[slots] = np.arange(len(slots))
+    return slots, index[refs]
 
 
 def _signed(raw: np.ndarray, bits: np.ndarray) -> np.ndarray:
@@ -254,6 +267,7 @@ class SparkplugHost:
         self._columnar_min = _COLUMNAR_MIN
         self.columnar_messages = 0  # data messages read as columns (the rest metric by metric)
         self._layouts: dict[tuple[str, str, str | None, int], columns.Layout | None] = {}
+        self._topics: dict[str, tuple[spb.SparkplugTopic, str] | tuple[str, str] | None] = {}
 
     def decode(
         self, topics: list[str], payloads: list[bytes], arrived: list[float]
@@ -271,27 +285,39 @@ class SparkplugHost:
 
     # messages --------------------------------------------------------------------------------------
 
-    def _message(self, topic: str, payload: bytes, at: float, out: _Out) -> None:
+    def _topic(self, topic: str) -> tuple[spb.SparkplugTopic, str] | tuple[str, str] | None:
+        """A topic's meaning and site, or (reason, message) when it cannot be taken, or None when it is
+        not for the host (STATE, commands); cached, as a node sends on few topics."""
+        known = self._topics.get(topic, _UNSEEN)
+        if known is not _UNSEEN:
+            return known  # type: ignore[return-value]
         t = spb.parse_topic(topic)
+        result: tuple[spb.SparkplugTopic, str] | tuple[str, str] | None
+        site = self._site(t.group) if t is not None else None
         if t is None or t.message_type in ("NCMD", "DCMD"):
-            return
-        site = self._site(t.group)
-        if site is None:
-            out.rejects.append(
-                Reject(
-                    "tenant_mismatch",
-                    f"group {t.group!r} does not belong to tenant {self.config.tenant!r} "
-                    f"(expected '{self.config.tenant}:<site>')",
-                    describe_payload(topic, payload),
-                )
+            result = None
+        elif site is None:
+            result = (
+                "tenant_mismatch",
+                f"group {t.group!r} does not belong to tenant {self.config.tenant!r} "
+                f"(expected '{self.config.tenant}:<site>')",
             )
+        else:
+            bad = [n for n in (t.node, t.device) if n is not None and not ID_PATTERN.fullmatch(n)]
+            result = ("invalid_id", f"{bad[0]!r} cannot be an asset id") if bad else (t, site)
+        if len(self._topics) >= _MAX_LAYOUTS:
+            self._topics.clear()
+        self._topics[topic] = result
+        return result
+
+    def _message(self, topic: str, payload: bytes, at: float, out: _Out) -> None:
+        meaning = self._topic(topic)
+        if meaning is None:
             return
-        for name in (t.node, t.device):
-            if name is not None and not ID_PATTERN.fullmatch(name):
-                out.rejects.append(
-                    Reject("invalid_id", f"{name!r} cannot be an asset id", describe_payload(topic, payload))
-                )
-                return
+        if isinstance(meaning[0], str):
+            out.rejects.append(Reject(meaning[0], str(meaning[1]), describe_payload(topic, payload)))
+            return
+        t, site = meaning
         if len(payload) > self.config.max_payload_bytes:
             out.rejects.append(
                 Reject(
@@ -489,7 +515,12 @@ class SparkplugHost:
         node = items[0][0]
         rows = np.frombuffer(b"".join(item[3] for item in items), np.uint8).reshape(len(items), layout.length)
         ok, got = columns.read(layout, rows)
-        uniq, inverse = np.unique(got["alias"], return_inverse=True)
+        aliases = got["alias"]
+        if len(aliases) and (aliases == aliases[0]).all():  # the usual case: the same metrics each time
+            uniq, first = np.unique(aliases[0], return_inverse=True)
+            inverse = np.broadcast_to(first, aliases.shape)
+        else:
+            uniq, inverse = np.unique(aliases, return_inverse=True)
         defs = [node.aliases.get(int(a)) for a in uniq.tolist()]
         usable = np.array([d is not None and d.ref >= 0 for d in defs], bool)
         field = np.array([_FIELD_NUMBER.get(d.field or "", -1) if d is not None else -1 for d in defs])
