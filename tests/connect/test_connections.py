@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from leitstand.api.app import create_app
 from leitstand.api.runtime import Runtime
 from leitstand.api.settings import load_settings
-from leitstand.connect.registry import parse_connection, redacted
+from leitstand.connect.registry import host_allowed, parse_connection, redacted
 from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.errors import InputError
 from leitstand.domain.tenancy import Role
@@ -33,7 +33,11 @@ def uns(name: str, **extra: Any) -> dict[str, Any]:
         "protocol": "mqtt",
         "name": name,
         "tenant": "acme",
-        "broker": {"client_id": f"ls-{uuid.uuid4().hex[:8]}", "password": "s3cret", "username": "ls"},
+        "broker": {
+            "client_id": f"leitstand:acme:{uuid.uuid4().hex[:8]}",
+            "password": "s3cret",
+            "username": "ls",
+        },
         **extra,
     }
 
@@ -54,7 +58,11 @@ def build(data_dir: Path, connections: list[dict[str, Any]] | None = None) -> Ru
 def app(tmp_path: Path) -> Iterator[TestClient]:
     # a client id of its own: a stable one would find its persistent session on the shared broker, with
     # the messages earlier test runs published meanwhile
-    broker = {"username": "ls", "password": "file-secret", "client_id": f"ls-{uuid.uuid4().hex[:8]}"}
+    broker = {
+        "username": "ls",
+        "password": "file-secret",
+        "client_id": f"leitstand:acme:{uuid.uuid4().hex[:8]}",
+    }
     rt = build(tmp_path / "data", [uns("from-file", broker=broker)])
     with TestClient(create_app(rt)) as c:
         yield c
@@ -183,3 +191,49 @@ def test_starting_twice_runs_each_connection_once(tmp_path: Path) -> None:
         assert rt.connections.views("acme")[0]["health"]["since"] == connected_since  # type: ignore[union-attr]
     finally:
         rt.stop()
+
+
+def test_what_a_connection_made_through_the_api_may_not_do(app: TestClient) -> None:
+    admin = login(app, "acme-admin")
+
+    def refused(doc: dict[str, Any]) -> str:
+        answer = app.post("/api/v1/connections", json=doc, headers=admin)
+        assert answer.status_code == 403, answer.text
+        return str(answer.json()["detail"])
+
+    assert "files on the server" in refused(uns("f", broker={"tls": {"ca_file": "/etc/passwd"}}))
+    assert "tenant's tree" in refused(uns("t", topics=["#"]))
+    assert "leitstand:acme:" in refused(uns("c", broker={"client_id": "leitstand:rival:uns"}))
+    sparkplug = {"protocol": "sparkplug", "name": "s"}
+    assert "Sparkplug groups" in refused(sparkplug)
+    assert "Sparkplug groups" in refused(sparkplug | {"groups": ["rival:hh"]})
+    assert "leitstand-acme" in refused(sparkplug | {"groups": ["acme:hh"], "host_id": "leitstand"})
+    ok = app.post(
+        "/api/v1/connections", json=sparkplug | {"groups": ["acme:hh"], "enabled": False}, headers=admin
+    )
+    assert ok.status_code == 201, ok.text
+
+
+def test_allowed_hosts_match_label_by_label_or_by_address_range() -> None:
+    patterns = ["*.plant.example", "10.20.0.0/16", "127.0.0.1"]
+    assert host_allowed("mqtt.plant.example", patterns)
+    assert host_allowed("10.20.3.4", patterns)
+    assert host_allowed("127.0.0.1", patterns)
+    assert not host_allowed("mqtt.evil.example.plant.example", patterns)  # '*' is one label
+    assert not host_allowed("10.21.0.1", patterns)
+    assert not host_allowed("127.0.0.1.evil.example", ["127.0.0.*"])
+    assert not host_allowed("localhost", [])
+
+
+def test_a_connection_that_cannot_start_is_reported_and_the_rest_run(tmp_path: Path) -> None:
+    broken = uns("broken", broker={"tls": {"ca_file": str(tmp_path / "missing.pem")}})
+    rt = build(tmp_path / "data", [broken, uns("fine")])
+    with TestClient(create_app(rt)) as c:
+        admin = login(c, "acme-admin")
+        views = {v["name"]: v for v in c.get("/api/v1/connections", headers=admin).json()["connections"]}
+        assert views["broken"]["health"]["state"] == "failed"
+        assert "missing.pem" in views["broken"]["health"]["detail"]
+        wait_for(
+            lambda: c.get("/api/v1/connections/fine", headers=admin).json()["health"]["state"] == "connected",
+            "the other connection to run",
+        )

@@ -248,7 +248,8 @@ def test_faults_are_dead_lettered_with_their_reason() -> None:
         (f"spBv1.0/{GROUP}/DDATA/gw1/m1", payload(4, {"alias": 1, "double_value": 9.0})),
     )
     # (data messages are read at the end of the batch, so their faults come last)
-    assert codes(out) == ["invalid_protobuf", "no_birth", "tenant_mismatch", "unknown_alias"]
+    assert codes(out) == ["invalid_protobuf", "no_birth", "unknown_alias"]
+    assert h.health.errors["foreign_group"] == 1  # another tenant's group: counted, not stored
     assert values(out) == [9.0]  # the good message among them is kept
     assert h.commands.rebirths == [f"spBv1.0/{GROUP}/NCMD/gw1"]  # once, though two faults asked
 
@@ -468,3 +469,64 @@ def test_columnar_decoding_equals_protobuf_objects(stream: tuple[list[tuple[int,
         )
     assert tables[True].num_rows == len(metrics) * len(payloads)
     assert tables[True].to_pylist() == tables[False].to_pylist()
+
+
+def test_a_long_gap_is_given_up_early_instead_of_dropping_what_follows() -> None:
+    h = Host(reorder_timeout_ms=60_000)
+    h.birth()  # NBIRTH 0, DBIRTH 1; seq 2 is lost, 100 messages follow
+    stored = values(h.send(*[h.ddata(seq % 256, float(seq)) for seq in range(3, 103)]))
+    assert sorted(stored) == [float(s) for s in range(3, 103)]  # none taken for a redelivery
+    assert h.health.errors["seq_gap"] == 1
+    assert "duplicate" not in h.health.errors
+    assert h.commands.rebirths == [f"spBv1.0/{GROUP}/NCMD/gw1"]
+
+
+def test_rebirth_requests_to_a_node_without_birth_are_rate_limited() -> None:
+    h = Host()
+    out = h.send(
+        *[(f"spBv1.0/{GROUP}/NDATA/gw7", payload(seq, {"alias": 1, "double_value": 1.0})) for seq in range(5)]
+    )
+    assert codes(out) == ["no_birth"] * 5
+    assert h.commands.rebirths == [f"spBv1.0/{GROUP}/NCMD/gw7"]
+
+
+def test_messages_held_behind_a_gap_are_stored_before_the_death() -> None:
+    h = Host()
+    h.birth(bd_seq=2)
+    assert values(h.send(h.ddata(3, 33.0))) == []  # held: seq 2 is missing
+    died = h.send((f"spBv1.0/{GROUP}/NDEATH/gw1", payload(None, bd(2))))
+    table = died[RecordKind.SAMPLES].table
+    assert table.column("value").to_pylist() == [33.0, 33.0]  # the held value, then its stale mark
+    assert table.column("quality").to_pylist() == ["GOOD", "BAD"]
+
+
+def test_counters_count_in_arrival_order_across_payload_shapes() -> None:
+    h = Host(counter_metrics=["Parts"])
+    parts = {"name": "Parts", "alias": 5, "datatype": spb.DataType.UINT32, "int_value": 0}
+    h.send(
+        (f"spBv1.0/{GROUP}/NBIRTH/gw1", payload(0, bd(0))),
+        (f"spBv1.0/{GROUP}/DBIRTH/gw1/m1", payload(1, parts)),
+    )
+    readings = [130, 140, 141, 150, 160, 170, 180, 190, 200, 210]
+    # every other message carries its own timestamp: two payload shapes, interleaved
+    metrics = [
+        {"alias": 5, "int_value": r} | ({"timestamp": T0 + i} if i % 2 else {})
+        for i, r in enumerate(readings)
+    ]
+    out = h.send(*[(f"spBv1.0/{GROUP}/DDATA/gw1/m1", payload(i + 2, m)) for i, m in enumerate(metrics)])
+    produced = out[RecordKind.COUNTS].table["produced"].to_pylist()
+    assert produced == [130, 10, 1, 9, 10, 10, 10, 10, 10, 10]
+
+
+def test_timestamps_that_cannot_be_stored_are_dead_lettered_alone() -> None:
+    h = Host()
+    h.birth()
+    out = h.send(
+        (
+            f"spBv1.0/{GROUP}/DDATA/gw1/m1",
+            payload(2, {"alias": 1, "double_value": 1.0, "timestamp": 2**63 + 5}),
+        ),
+        h.ddata(3, 2.0),
+    )
+    assert values(out) == [2.0]
+    assert codes(out) == ["invalid_timestamp"]

@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     )
     connection_allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Hosts (glob patterns) that connections created through the API may reach; empty: "
-        "none, only the config file's connections run.",
+        description="Hosts that connections created through the API may reach: name patterns matched "
+        "label by label (*.plant.example) or address ranges (10.20.0.0/16); empty: none.",
     )
     max_query_days: float = Field(400, gt=0, description="Longest window a KPI query may span (days).")
     log_level: str = Field("INFO", description="Python log level.")

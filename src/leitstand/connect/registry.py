@@ -11,6 +11,7 @@ started again at the next start. API-created connections may reach only hosts th
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +76,72 @@ def redacted(value: Any) -> Any:
     return value
 
 
+def host_allowed(host: str, patterns: Sequence[str]) -> bool:
+    """Whether `host` matches one of `patterns`: an address range (`10.1.0.0/16`), or a host name
+    pattern matched label by label (`*.plant.example` allows `mqtt.plant.example`, not
+    `mqtt.evil.example.plant.example`, and `10.0.0.*` no host name)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for pattern in patterns:
+        if "/" in pattern:
+            try:
+                if address is not None and address in ipaddress.ip_network(pattern, strict=False):
+                    return True
+            except ValueError:
+                continue
+            continue
+        labels, wanted = host.lower().split("."), pattern.lower().split(".")
+        if len(labels) == len(wanted) and all(
+            fnmatch.fnmatchcase(label, want) for label, want in zip(labels, wanted, strict=True)
+        ):
+            return True
+    return False
+
+
+# Settings that name files on the server: only the operator's config file may set them.
+_FILE_SETTINGS = ("ca_file", "cert_file", "key_file", "certificate", "private_key", "server_certificate")
+
+
+def check_api_document(tenant: str, config: ConnectionConfig, allowed_hosts: Sequence[str]) -> None:
+    """What a connection made through the API may not do, so it cannot reach into other tenants'
+    data or the server: hosts the operator has not allowed, files on the server, another tenant's
+    topics, Sparkplug groups, MQTT client ids or Sparkplug host ids."""
+    host = target_host(config)
+    if not host_allowed(host, allowed_hosts):
+        raise Forbidden(
+            f"connections created through the API may not reach {host!r}; the operator allows "
+            "hosts in the setting connection_allowed_hosts"
+        )
+    named = [f for f in _FILE_SETTINGS if _find(config.model_dump(), f)]
+    if named:
+        raise Forbidden(
+            f"{', '.join(named)}: files on the server are set in the operator's config file, not "
+            "through the API"
+        )
+    broker = getattr(config, "broker", None)
+    if broker is not None and broker.client_id and not broker.client_id.startswith(f"leitstand:{tenant}:"):
+        raise Forbidden(f"an MQTT client id set through the API must begin with 'leitstand:{tenant}:'")
+    topics = getattr(config, "topics", ())
+    if any(not t.startswith(f"{tenant}/") for t in topics):
+        raise Forbidden(f"topic filters must lie in your tenant's tree, '{tenant}/…'")
+    if isinstance(config, SparkplugConfig):
+        if not config.groups or any(not g.startswith(f"{tenant}:") for g in config.groups):
+            raise Forbidden(f"list the Sparkplug groups to read, each '{tenant}:<site>'")
+        if config.host_id and not config.host_id.startswith(f"leitstand-{tenant}"):
+            raise Forbidden(f"a Sparkplug host id set through the API must begin with 'leitstand-{tenant}'")
+
+
+def _find(value: Any, key: str) -> bool:
+    """Whether `key` holds a value anywhere in a settings document."""
+    if isinstance(value, Mapping):
+        return any((k == key and v) or _find(v, key) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_find(v, key) for v in value)
+    return False
+
+
 def target_host(config: ConnectionConfig) -> str:
     """The host a connection opens network connections to."""
     broker = getattr(config, "broker", None)
@@ -93,6 +160,7 @@ class _Running:
     source: str  # "config" | "api"
     created_at: datetime | None = None
     created_by: str | None = None
+    error: str | None = None  # why it could not be started
 
 
 class Connections:
@@ -140,6 +208,13 @@ class Connections:
                     continue
                 self._running[key] = _Running(config, None, "api", stored.created_at, stored.created_by)
             for entry in self._running.values():
+                if entry.source == "api":
+                    try:  # the operator may have narrowed what the API may do since
+                        check_api_document(entry.config.tenant, entry.config, self._allowed_hosts)
+                    except Forbidden as exc:
+                        entry.error = str(exc)
+                        log.error("connection %s not started: %s", entry.config.key, exc)
+                        continue
                 self._launch(entry)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -152,11 +227,19 @@ class Connections:
                 entry.connector.stop(timeout)
 
     def _launch(self, entry: _Running) -> None:
+        """Start a connection; one that cannot start (a missing certificate file, say) is reported
+        as failed and keeps the others running."""
         if not entry.config.enabled:
             return
         _, factory = PROTOCOLS[entry.config.protocol]
-        entry.connector = factory(entry.config, self._target, self._registrar)
-        entry.connector.start()
+        try:
+            connector = factory(entry.config, self._target, self._registrar)
+            connector.start()
+        except Exception as exc:
+            entry.error = f"{type(exc).__name__}: {exc}"
+            log.error("connection %s cannot start: %s", entry.config.key, entry.error)
+            return
+        entry.connector, entry.error = connector, None
 
     # the API's view --------------------------------------------------------------------------------
 
@@ -178,24 +261,26 @@ class Connections:
         if doc["tenant"] != tenant:
             raise Forbidden("a connection can deliver records only to your own tenant")
         config = parse_connection(doc)
-        host = target_host(config)
-        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in self._allowed_hosts):
-            raise Forbidden(
-                f"connections created through the API may not reach {host!r}; the operator allows "
-                "hosts in the setting connection_allowed_hosts"
-            )
+        check_api_document(tenant, config, self._allowed_hosts)
         now = datetime.now(UTC)
         with self._lock:
             if (tenant, config.name) in self._running:
                 raise Conflict(f"a connection named {config.name!r} exists")
+            entry = _Running(config, None, "api", now, by)
+            if self._started:
+                self._launch(entry)
+                if entry.error is not None:
+                    raise InputError(f"connection {config.name!r} cannot start: {entry.error}")
             stored = StoredConnection(
                 tenant, config.name, config.protocol, config.model_dump(mode="json"), now, by
             )
-            self._metadata.save_connection(stored)
-            entry = _Running(config, None, "api", now, by)
+            try:
+                self._metadata.save_connection(stored)
+            except Exception:
+                if entry.connector is not None:
+                    entry.connector.stop()
+                raise
             self._running[(tenant, config.name)] = entry
-            if self._started:
-                self._launch(entry)
         return _view(entry, details=True)
 
     def delete(self, tenant: str, name: str) -> None:
@@ -219,7 +304,11 @@ def _view(entry: _Running, details: bool = False) -> dict[str, Any]:
         "source": entry.source,
         "enabled": config.enabled,
         "description": config.description,
-        "health": entry.connector.health.snapshot() if entry.connector is not None else {"state": "disabled"},
+        "health": entry.connector.health.snapshot()
+        if entry.connector is not None
+        else {"state": "failed", "detail": entry.error}
+        if entry.error is not None
+        else {"state": "disabled"},
     }
     if details:
         out["config"] = redacted(config.model_dump(mode="json"))

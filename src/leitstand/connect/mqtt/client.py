@@ -10,11 +10,13 @@ flow control holds the broker back.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol
 
 from leitstand.connect.base import AssetRegistrar, ConnectionConfig, Health, Inlet
@@ -43,6 +45,15 @@ class BatchSettings(Protocol):
     def batch_messages(self) -> int: ...
 
 
+@dataclass(slots=True)
+class _AckBatch:
+    """A batch's QoS 1 messages (packet id, connection) and how many of its writes are outstanding."""
+
+    remaining: int
+    acks: list[tuple[int, int]]
+    failed: bool = False
+
+
 class BatchingSubscriber:
     """Subscribes through an MqttSession, decodes in batches on its own thread, acknowledges after
     commit. `decode` runs on that one thread only, so it may keep state (the Sparkplug host does)."""
@@ -69,6 +80,8 @@ class BatchingSubscriber:
         self._pending: deque[tuple[str, bytes, float, int, int]] = deque()
         self._limit = _PENDING_BATCHES * batch_messages
         self._wake = threading.Event()
+        self._ack_lock = threading.Lock()
+        self._ack_queue: deque[_AckBatch] = deque()
         self.session: MqttSession | None = None
         self._flusher: threading.Thread | None = None
 
@@ -118,7 +131,9 @@ class BatchingSubscriber:
         while len(pending) >= self._limit and not self._stop.is_set():  # ingest is behind: stop reading
             self._wake.set()
             time.sleep(0.01)
-        pending.append((topic, payload, self._clock(), mid, qos))
+        # a QoS 1 message is acknowledged on the connection it came on: remember which
+        generation = self.session.generation if qos and self.session is not None else -1
+        pending.append((topic, payload, self._clock(), mid, generation))
         if len(pending) >= self._batch_messages:
             self._wake.set()
 
@@ -134,17 +149,19 @@ class BatchingSubscriber:
             topics = [m[0] for m in items]
             payloads = [m[1] for m in items]
             arrived = [m[2] for m in items]
-            acks = [m[3] for m in items if m[4]]  # QoS 1 packet ids, in arrival order
+            acks = [(m[3], m[4]) for m in items if m[4] >= 0]  # QoS 1 (packet id, connection)
             try:
                 # an empty batch too: decoders with timers (the Sparkplug reorder timeout) need the tick
                 self._deliver(topics, payloads, arrived, acks)
-            except Exception as exc:  # the batch stays unacknowledged; the broker resends it
+            except Exception as exc:  # unacknowledged: a new connection makes the broker send it again
                 self.health.failed("deliver_failed", f"{type(exc).__name__}: {exc}")
+                if acks and self.session is not None:
+                    self.session.request_reconnect()
             if stopping and not pending:
                 return
 
     def _deliver(
-        self, topics: list[str], payloads: list[bytes], arrived: list[float], acks: list[int]
+        self, topics: list[str], payloads: list[bytes], arrived: list[float], acks: list[tuple[int, int]]
     ) -> None:
         decoded = self._decode(topics, payloads, arrived)
         futures: list[Future[IngestResult]] = []
@@ -161,29 +178,44 @@ class BatchingSubscriber:
         if acks:
             self._ack_when_committed(futures, acks)
 
-    def _ack_when_committed(self, futures: Sequence[Future[IngestResult]], acks: list[int]) -> None:
-        remaining = [len(futures)]
-        lock = threading.Lock()
-
-        def ack_all() -> None:
-            if self.session is not None:
-                for mid in acks:
-                    self.session.ack(mid, 1)
-
-        def one_done(future: Future[IngestResult]) -> None:
-            if future.exception() is not None:
-                self.health.failed("store_failed", f"{future.exception()}; the broker will resend")
-                return
-            with lock:
-                remaining[0] -= 1
-                if remaining[0]:
-                    return
-            ack_all()
-
-        if not futures:
-            ack_all()
+    def _ack_when_committed(
+        self, futures: Sequence[Future[IngestResult]], acks: list[tuple[int, int]]
+    ) -> None:
+        """Acknowledge the batch's QoS 1 messages once all its futures are committed, and only after
+        every earlier batch's (acknowledgements go out in arrival order)."""
+        batch = _AckBatch(len(futures), acks)
+        with self._ack_lock:
+            self._ack_queue.append(batch)
         for future in futures:
-            future.add_done_callback(one_done)
+            future.add_done_callback(functools.partial(self._committed, batch))
+        self._send_acks()
+
+    def _committed(self, batch: _AckBatch, future: Future[IngestResult]) -> None:
+        with self._ack_lock:
+            batch.remaining -= 1
+            if future.exception() is not None:
+                batch.failed = True
+        self._send_acks()
+
+    def _send_acks(self) -> None:
+        reconnect = False
+        with self._ack_lock:
+            queue = self._ack_queue
+            while queue and queue[0].remaining == 0:
+                batch = queue.popleft()
+                if batch.failed:  # not stored: not acknowledged; the broker sends it again
+                    reconnect = True
+                elif self.session is not None:
+                    for mid, generation in batch.acks:
+                        self.session.ack(mid, generation)
+        if reconnect and self.session is not None:
+            self.health.failed("store_failed", "a batch was not stored; reconnecting to receive it again")
+            self.session.request_reconnect()
+
+
+def default_client_id(config: ConnectionConfig) -> str:
+    """`leitstand:<tenant>:<name>`: ':' occurs in no id, so no two connections share it."""
+    return f"leitstand:{config.tenant}:{config.name}"
 
 
 def session_for(
@@ -197,7 +229,7 @@ def session_for(
     """The session of a connection; its client id stays the same across restarts (see BrokerConfig)."""
     return MqttSession(
         broker,
-        broker.client_id or f"leitstand-{config.tenant}-{config.name}",
+        broker.client_id or default_client_id(config),
         subscriber.health,
         filters,
         subscriber.message,
@@ -235,6 +267,13 @@ class MqttConnector:
         self, topics: list[str], payloads: list[bytes], arrived: list[float]
     ) -> dict[RecordKind, KindBatch]:
         decoded = self._decoder.decode(topics, payloads, arrived)
+        if self._decoder.foreign:
+            self.health.failed(
+                "foreign_topic",
+                "messages outside this tenant's tree arrived; they are not stored (check `topics`)",
+                self._decoder.foreign,
+            )
+            self._decoder.foreign = 0
         if self._registrar is not None:
             seen = self._decoder.take_seen()
             if seen:

@@ -37,7 +37,7 @@ class BrokerConfig(BaseModel):
     client_id: str = Field(
         "",
         max_length=23 * 4,
-        description="Default: leitstand-<tenant>-<name>. Keep it stable: the broker keeps the QoS 1 "
+        description="Default: leitstand:<tenant>:<name>. Keep it stable: the broker keeps the QoS 1 "
         "session (unacknowledged messages) under it while Leitstand is away.",
     )
     username: str | None = None

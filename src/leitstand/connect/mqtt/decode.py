@@ -104,6 +104,7 @@ class UnsDecoder:
         self.tenant = tenant
         self.max_payload_bytes = max_payload_bytes
         self._topics: dict[str, UnsTopic | TopicInvalid] = {}
+        self.foreign = 0  # messages of another enterprise's tree (a subscription reaching beyond it)
         # (asset path, signal) of every topic that yielded a record since the last `take_seen`
         self._seen: set[tuple[tuple[str, ...], str | None]] = set()
 
@@ -129,6 +130,9 @@ class UnsDecoder:
         for index, (topic, payload, at) in enumerate(zip(topics, payloads, arrived, strict=True)):
             parsed = self.topic(topic)
             if isinstance(parsed, TopicInvalid):
+                if parsed.code == "tenant_mismatch":  # another tenant's data: counted, never stored here
+                    self.foreign += 1
+                    continue
                 samples.rejects.append(Reject(parsed.code, str(parsed), describe_payload(topic, payload)))
                 continue
             columns = out[parsed.kind]

@@ -17,6 +17,7 @@ Two shortcuts, measured with many small messages on 2 cores:
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -30,10 +31,12 @@ from paho.mqtt.properties import Properties
 
 from leitstand.connect.base import Health, LinkState
 from leitstand.connect.mqtt.config import BrokerConfig
+from leitstand.domain.errors import InputError
 
 log = logging.getLogger(__name__)
 
 _READ_BYTES = 256 * 1024
+_DRAIN_PACKETS = 2000
 
 # (topic, payload, mid, qos) of one received message
 OnMessage = Callable[[str, bytes, int, int], None]
@@ -68,22 +71,27 @@ class _BufferedClient(mqtt.Client):
         if qos > 1 or deliver is None:
             return super()._handle_publish()
         packet = self._in_packet["packet"]
-        end = 2 + int.from_bytes(packet[:2], "big")
-        topic = packet[2:end]
-        mid = 0
-        if qos:
-            mid = int.from_bytes(packet[end : end + 2], "big")
-            end += 2
-        if self._protocol == MQTTProtocolVersion.MQTTv5:  # skip the properties
-            length, shift = 0, 0
-            while True:
-                byte = packet[end]
-                end += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
-            end += length
+        try:
+            end = 2 + int.from_bytes(packet[:2], "big")
+            topic = packet[2:end]
+            mid = 0
+            if qos:
+                mid = int.from_bytes(packet[end : end + 2], "big")
+                end += 2
+            if self._protocol == MQTTProtocolVersion.MQTTv5:  # skip the properties
+                length, shift = 0, 0
+                while True:
+                    byte = packet[end]
+                    end += 1
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80 or shift > 21:
+                        break
+                end += length
+            if end > len(packet) or (qos and mid == 0):
+                raise ValueError("truncated PUBLISH")
+        except (IndexError, ValueError):
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL  # paho drops the connection, as for any bad packet
         try:
             name = topic.decode()
         except UnicodeDecodeError:
@@ -108,7 +116,10 @@ class _BufferedClient(mqtt.Client):
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
         # Packets already in the buffer would otherwise wait for the socket to become readable again.
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf):
+        # Bounded, so that under a constant stream the loop still gets round to keep-alive and writes.
+        for _ in range(_DRAIN_PACKETS):
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._rpos >= len(self._rbuf):
+                break
             rc = super().loop_read(1)
         return rc
 
@@ -135,6 +146,8 @@ class MqttSession:
         self._on_connected = on_connected
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._reconnect = threading.Event()
+        self.generation = 0  # counts connections; acknowledgements belong to the one they came on
         v5 = broker.mqtt_version == "5"
         client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
@@ -146,6 +159,10 @@ class MqttSession:
         if broker.username is not None:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls is not None:
+            for name in ("ca_file", "cert_file", "key_file"):
+                path = getattr(broker.tls, name)
+                if path is not None and not os.access(path, os.R_OK):
+                    raise InputError(f"tls.{name} {path} cannot be read")
             client.tls_set(
                 ca_certs=str(broker.tls.ca_file) if broker.tls.ca_file else None,
                 certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
@@ -183,15 +200,32 @@ class MqttSession:
         self._thread.start()
 
     def _run(self) -> None:
+        # Marks this as paho's network thread (as loop_start does): packets queued by other threads
+        # (acknowledgements from the writer, commands) then wake this loop, which alone writes.
+        self.client._thread = threading.current_thread()
         while not self._stopping.is_set():
             try:
+                if self._reconnect.is_set():
+                    self._reconnect.clear()
+                    self.client.reconnect()
                 self.client.loop_forever(retry_first_connection=True)
-                return
+                if not self._reconnect.is_set():
+                    return
+            except OSError as exc:
+                self.health.failed("connect_failed", f"cannot reach {self.broker.host}: {exc}")
+                self._reconnect.set()
+                if self._stopping.wait(self.broker.reconnect_min_s):
+                    return
             except Exception as exc:  # a fault in paho or a callback must not end the connection
                 self.health.failed("client_error", f"{type(exc).__name__}: {exc}")
                 self.health.set_state(LinkState.DISCONNECTED, str(exc))
                 if self._stopping.wait(self.broker.reconnect_min_s):
                     return
+
+    def request_reconnect(self) -> None:
+        """Reconnect, so that the broker sends again what was not acknowledged (the session is kept)."""
+        self._reconnect.set()
+        self.client.disconnect()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
@@ -202,10 +236,12 @@ class MqttSession:
         self.client._reset_sockets()  # paho leaves its wake-up socket pair to the garbage collector
         self.health.set_state(LinkState.STOPPED)
 
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a QoS 1 message (call once its records are committed, in arrival order)."""
-        if qos > 0:
-            self.client.ack(mid, qos)
+    def ack(self, mid: int, generation: int) -> None:
+        """Acknowledge a QoS 1 message (call once its records are committed, in arrival order). A
+        message of an earlier connection is not acknowledged: its packet id may now be another
+        message's, and the broker sends it again on the new connection anyway."""
+        if generation == self.generation:
+            self.client.ack(mid, 1)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos, retain)
@@ -217,6 +253,7 @@ class MqttSession:
             self.health.failed("connect_refused", str(reason))
             self.health.set_state(LinkState.DISCONNECTED, f"refused: {reason}")
             return
+        self.generation += 1
         if self._subscriptions:
             client.subscribe(self._subscriptions)
         self.health.set_state(LinkState.CONNECTED, f"{self.broker.host}:{self.broker.port}")

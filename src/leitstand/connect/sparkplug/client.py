@@ -40,7 +40,7 @@ class SparkplugConnector:
         self._registrar = registrar if config.unknown_assets == "create" else None
         self._subscriber = BatchingSubscriber.for_connection(config, self.health, target, self._decode, clock)
         self.host = SparkplugHost(config, self.health, self._send_command, clock)
-        self.state_topic = f"{NAMESPACE}/STATE/{config.host_id}"
+        self.state_topic = f"{NAMESPACE}/STATE/{config.host}"
         self._state_ts = int(clock() * 1000)
         self._session: MqttSession | None = None
 
@@ -80,7 +80,13 @@ class SparkplugConnector:
         self._publish(topic, payload, qos=0)
 
     def nodes(self) -> list[dict[str, object]]:
-        return [n.view() for n in list(self.host.nodes.values())]
+        """The edge nodes the host knows (read from the API while the host changes them: retried)."""
+        for _ in range(5):
+            try:
+                return [n.view() for n in list(self.host.nodes.values())]
+            except RuntimeError:  # a dict changed size while it was read
+                continue
+        return []
 
     def _decode(
         self, topics: list[str], payloads: list[bytes], arrived: list[float]

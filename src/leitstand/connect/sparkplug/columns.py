@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
+# The latest storable timestamp (9999-12-31, epoch ms); later ones are kept as BAD_TS and refused.
+MAX_MS = 253_402_300_799_999
+BAD_TS = MAX_MS + 1
 # Metric fields the columnar path reads: alias, timestamp, datatype (ignored), and numeric values
 _ALIAS, _TIMESTAMP, _DATATYPE = 2, 3, 4
 _VALUE_FIELDS = {10: VARINT, 11: VARINT, 12: FIXED32, 13: FIXED64, 14: VARINT}
@@ -151,6 +154,12 @@ def _metric(
     return alias, ts or (0, 0), val, value_field
 
 
+def _capped(ms: np.ndarray) -> np.ndarray:
+    """uint64 epoch milliseconds as int64, those beyond the storable ones as BAD_TS."""
+    capped: np.ndarray = np.minimum(ms, np.uint64(BAD_TS)).astype(np.int64)
+    return capped
+
+
 def _varints(rows: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """Varints at (start, bytes) `spans` in every row: an (n rows × len(spans)) uint64 array."""
     width = int(spans[:, 1].max()) if len(spans) else 0
@@ -176,9 +185,9 @@ def read(layout: Layout, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.nda
     has_ts = layout.ts[:, 1] > 0
     ts = np.full((n, m), -1, np.int64)
     if layout.payload_ts[1]:
-        ts[:] = _varints(rows, np.array([layout.payload_ts]))[:, :1].astype(np.int64)
+        ts[:] = _capped(_varints(rows, np.array([layout.payload_ts]))[:, :1])
     if has_ts.any():
-        own = _varints(rows, layout.ts[has_ts]).astype(np.int64)
+        own = _capped(_varints(rows, layout.ts[has_ts]))
         ts[:, has_ts] = np.where(own > 0, own, ts[:, has_ts])  # a zero timestamp means "none"
     raw = np.zeros((n, m), np.uint64)
     floats = np.zeros((n, m), np.float64)

@@ -16,9 +16,10 @@ class SparkplugConfig(ConnectionConfig):
     protocol: Literal["sparkplug"] = "sparkplug"
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     host_id: str = Field(
-        "leitstand",
-        pattern=r"^[^/+#]{1,64}$",
-        description="The host application id: STATE is published on spBv1.0/STATE/<host_id>.",
+        "",
+        pattern=r"^[^/+#]{0,64}$",
+        description="The host application id: STATE is published on spBv1.0/STATE/<host_id>. Default: "
+        "leitstand-<tenant>, so that tenants sharing a broker do not share a STATE topic.",
     )
     groups: tuple[str, ...] = Field(
         (),
@@ -45,6 +46,10 @@ class SparkplugConfig(ConnectionConfig):
     max_payload_bytes: int = Field(1024 * 1024, ge=64, le=64 * 1024 * 1024)
     flush_interval_ms: int = Field(100, ge=1, le=10_000)
     batch_messages: int = Field(2000, ge=1)
+
+    @property
+    def host(self) -> str:
+        return self.host_id or f"leitstand-{self.tenant}"
 
     @field_validator("groups")
     @classmethod

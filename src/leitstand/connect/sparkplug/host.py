@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 
 from leitstand.connect.base import CounterIncrements, Health, Reject, SeenAsset, describe_payload
 from leitstand.connect.mqtt.decode import KindBatch
 from leitstand.connect.sparkplug import columns
 from leitstand.connect.sparkplug import decode as spb
+from leitstand.connect.sparkplug.columns import BAD_TS, MAX_MS
 from leitstand.connect.sparkplug.config import SparkplugConfig
 from leitstand.domain.assets import ID_PATTERN
 from leitstand.domain.records import SPECS, RecordKind
@@ -146,7 +148,6 @@ class _Out:
             self.registry[slot].last = float(values[i])
 
     def batches(self) -> dict[RecordKind, KindBatch]:
-        ms = pa.timestamp("ms", tz="UTC")
         self.settle_last()
         refs, fast_ts, fast_values = self._fast()
         slots, positions = _dense(refs)
@@ -160,7 +161,7 @@ class _Out:
                 "signal": pa.DictionaryArray.from_arrays(
                     indices, pa.array([d.signal for d in used], pa.string())
                 ),
-                "ts": pa.array(fast_ts).cast(ms),
+                "ts": pa.array(fast_ts),
                 "value": pa.array(fast_values),
                 "quality": pa.repeat(pa.scalar("GOOD"), len(refs)),
             }
@@ -169,39 +170,58 @@ class _Out:
             {
                 "asset_id": pa.array(self.asset, pa.string()),
                 "signal": pa.array(self.signal, pa.string()),
-                "ts": pa.array(self.ts, pa.int64()).cast(ms),
+                "ts": pa.array(self.ts, pa.int64()),
                 "value": pa.array(self.value, pa.float64()),
                 "quality": pa.array(self.quality, pa.string()),
             }
         )
         samples = pa.concat_tables(
-            [conform(columnar, SPECS[RecordKind.SAMPLES]), conform(others, SPECS[RecordKind.SAMPLES])]
+            [self._stored(columnar, RecordKind.SAMPLES), self._stored(others, RecordKind.SAMPLES)]
         )
         states = pa.table(
             {
                 "asset_id": pa.array(self.states["asset_id"], pa.string()),
-                "ts": pa.array(self.states["ts"], pa.int64()).cast(ms),
+                "ts": pa.array(self.states["ts"], pa.int64()),
                 "state": pa.array(self.states["state"], pa.string()),
             }
         )
         counts = pa.table(
             {
                 "asset_id": pa.array(self.counts["asset_id"], pa.string()),
-                "ts": pa.array(self.counts["ts"], pa.int64()).cast(ms),
+                "ts": pa.array(self.counts["ts"], pa.int64()),
                 "produced": pa.array(self.counts["produced"], pa.int64()),
             }
         )
         return {
             RecordKind.SAMPLES: KindBatch(samples, self.rejects),
-            RecordKind.STATES: KindBatch(conform(states, SPECS[RecordKind.STATES])),
-            RecordKind.COUNTS: KindBatch(conform(counts, SPECS[RecordKind.COUNTS])),
+            RecordKind.STATES: KindBatch(self._stored(states, RecordKind.STATES)),
+            RecordKind.COUNTS: KindBatch(self._stored(counts, RecordKind.COUNTS)),
         }
+
+    def _stored(self, table: pa.Table, kind: RecordKind) -> pa.Table:
+        """`table` (ts in epoch milliseconds) in the kind's schema, without timestamps that cannot be
+        stored (after the year 9999), which are dead-lettered."""
+        ok = pc.less_equal(table["ts"], MAX_MS)
+        dropped = table.num_rows - (pc.sum(ok).as_py() or 0)
+        if dropped:
+            table = table.filter(ok)
+            self.rejects.append(
+                Reject(
+                    "invalid_timestamp",
+                    f"{dropped} {kind.value} with timestamps after 9999-12-31 were not stored",
+                    {"records": dropped},
+                )
+            )
+        ts = table.schema.get_field_index("ts")
+        table = table.set_column(ts, "ts", table["ts"].cast(pa.timestamp("ms", tz="UTC")))
+        return conform(table, SPECS[kind])
 
 
 # A data message applied in order but not yet read: node, device, parsed payload, bytes, arrival, topic
 _Deferred = tuple[EdgeNode, str | None, Any, bytes, float, str]
 _COLUMNAR_MIN = 8  # fewer messages of one shape in a batch are read metric by metric
 _MAX_LAYOUTS = 10_000  # also the most topics remembered
+_MAX_HELD = 64  # messages held behind a seq gap before giving up on it
 _UNSEEN = object()
 _FIELD_NUMBER = {
     "int_value": 10,
@@ -315,7 +335,10 @@ class SparkplugHost:
         if meaning is None:
             return
         if isinstance(meaning[0], str):
-            out.rejects.append(Reject(meaning[0], str(meaning[1]), describe_payload(topic, payload)))
+            if meaning[0] == "tenant_mismatch":  # another tenant's group: counted, never stored here
+                self.health.failed("foreign_group", str(meaning[1]))
+            else:
+                out.rejects.append(Reject(meaning[0], str(meaning[1]), describe_payload(topic, payload)))
             return
         t, site = meaning
         if len(payload) > self.config.max_payload_bytes:
@@ -365,7 +388,9 @@ class SparkplugHost:
                     describe_payload(topic, payload),
                 )
             )
-            self._rebirth(node or EdgeNode(t.group, t.node, site), at, "data before birth")
+            if node is None:  # remembered, so that rebirth requests to it are rate-limited too
+                node = self.nodes[(t.group, t.node)] = EdgeNode(t.group, t.node, site)
+            self._rebirth(node, at, "data before birth")
             return
         node.last_message_at = at
         if not message.HasField("seq"):
@@ -383,6 +408,8 @@ class SparkplugHost:
             node.pending[seq] = (t, message, at, topic, payload)
             if node.gap_since is None:
                 node.gap_since = at
+            if len(node.pending) >= _MAX_HELD:  # more would wrap into what counts as already seen
+                self._give_up(node, at, out)
 
     def _drain(self, node: EdgeNode, out: _Out) -> None:
         """Apply waiting messages that are now in order."""
@@ -397,25 +424,35 @@ class SparkplugHost:
         node.gap_since = None
 
     def _tick(self, now: float, out: _Out) -> None:
-        """Give up on seq gaps older than the reorder timeout: apply what waits, request a Rebirth."""
-        for node in self.nodes.values():
-            if node.gap_since is None or now - node.gap_since < self._reorder_s:
-                continue
-            missing = (min(node.pending, key=lambda s: (s - node.seq) % 256) - node.seq - 1) % 256
-            self.health.failed(
-                "seq_gap", f"{missing} message(s) from {node.group}/{node.node} after seq {node.seq} missing"
-            )
-            for seq in sorted(node.pending, key=lambda s: (s - node.seq) % 256):
-                t, message, at, topic, payload = node.pending.pop(seq)
-                self._apply(node, t, message, at, out, topic, payload)
-                node.seq = seq
+        """Give up on seq gaps older than the reorder timeout."""
+        for node in list(self.nodes.values()):
+            if node.gap_since is not None and now - node.gap_since >= self._reorder_s:
+                self._give_up(node, now, out)
+
+    def _give_up(self, node: EdgeNode, now: float, out: _Out, rebirth: bool = True) -> None:
+        """Apply what waits behind a seq gap, in order, and (unless the session ends anyway) request a
+        Rebirth to learn the current values."""
+        if not node.pending:
             node.gap_since = None
+            return
+        missing = (min(node.pending, key=lambda s: (s - node.seq) % 256) - node.seq - 1) % 256
+        self.health.failed(
+            "seq_gap", f"{missing} message(s) from {node.group}/{node.node} after seq {node.seq} missing"
+        )
+        for seq in sorted(node.pending, key=lambda s: (s - node.seq) % 256):
+            t, message, at, topic, payload = node.pending.pop(seq)
+            self._apply(node, t, message, at, out, topic, payload)
+            node.seq = seq
+        node.gap_since = None
+        if rebirth:
             self._rebirth(node, now, "seq gap")
 
     def _nbirth(self, t: spb.SparkplugTopic, site: str, message: Any, at: float, out: _Out) -> None:
-        self._flush(out)
         key = (t.group, t.node)
         old = self.nodes.get(key)
+        if old is not None and old.online:  # what the old session left behind a gap is still its data
+            self._give_up(old, at, out, rebirth=False)
+        self._flush(out)
         node = EdgeNode(t.group, t.node, site, births=(old.births if old else 0) + 1)
         if old is not None:
             node.rebirth_at = old.rebirth_at
@@ -438,9 +475,8 @@ class SparkplugHost:
                 "stale_death", f"NDEATH of {t.group}/{t.node} with bdSeq {bd_seq}, session has {node.bd_seq}"
             )
             return
+        self._give_up(node, at, out, rebirth=False)  # what waited behind a gap came before the death
         node.online = False
-        node.pending.clear()
-        node.gap_since = None
         node.last_message_at = at
         for device in node.devices:
             node.devices[device] = False
@@ -495,11 +531,14 @@ class SparkplugHost:
         shapes: dict[tuple[str, str, str | None, int], list[_Deferred]] = {}
         for item in waiting:
             shapes.setdefault((item[0].group, item[0].node, item[1], len(item[3])), []).append(item)
+        slow: list[_Deferred] = []
         for key, items in shapes.items():
             layout = self._layout(key, items[0][3]) if len(items) >= self._columnar_min else None
-            slow = items if layout is None else self._columnar(layout, items, out)
-            for node, device, message, _payload, at, topic in slow:
-                self._data(node, device, message, at, out, topic)
+            slow += items if layout is None else self._columnar(layout, items, out)
+        # in the order they came: counters turn into increments, and the last value is the last
+        order = {id(item): i for i, item in enumerate(waiting)}
+        for node, device, message, _payload, at, topic in sorted(slow, key=lambda item: order[id(item)]):
+            self._data(node, device, message, at, out, topic)
 
     def _layout(self, key: tuple[str, str, str | None, int], payload: bytes) -> columns.Layout | None:
         if key not in self._layouts:
@@ -607,6 +646,7 @@ class SparkplugHost:
         """Store the metric values of a birth or data message (the hot path: one pass, no per-metric
         objects beyond what protobuf hands out)."""
         default_ts = int(message.timestamp) if message.HasField("timestamp") else int(at * 1000)
+        default_ts = min(default_ts, BAD_TS)
         names, aliases = node.names, node.aliases
         ref_out, ts_out, value_out = out.ref, out.ref_ts, out.ref_value
         unknown = 0
@@ -623,13 +663,13 @@ class SparkplugHost:
                 if d.bits and value >= 1 << (d.bits - 1):
                     value = spb.signed(value, d.bits)
                 ref_out.append(d.ref)
-                ts_out.append(metric.timestamp or default_ts)
+                ts_out.append(min(metric.timestamp or default_ts, BAD_TS))
                 value_out.append(value)
                 continue
             role = d.role
             if role == SKIP or metric.is_null:
                 continue
-            ts = metric.timestamp or default_ts
+            ts = min(metric.timestamp or default_ts, BAD_TS)
             if role == SAMPLE:
                 self._array(d, metric, ts, out, topic)
             elif role == STATE:
