@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from leitstand.connect.mqtt.client import MqttConnector
 from leitstand.connect.mqtt.config import BrokerConfig, MqttConfig
 from leitstand.connect.mqtt.decode import UnsDecoder, parse_topic
 from leitstand.domain.records import RecordKind
+from leitstand.ingest.conform import Decoded
+from leitstand.ingest.sink import IngestResult, RecordTarget
 from tests.brokers import Mosquitto
 from tests.connect.helpers import count, wait_for
 
@@ -86,10 +89,12 @@ def started(runtime: Runtime) -> Runtime:
     return runtime
 
 
-def connector(rt: Runtime, port: int = 1883, **options: Any) -> MqttConnector:
+def connector(
+    rt: Runtime, port: int = 1883, target: RecordTarget | None = None, **options: Any
+) -> MqttConnector:
     broker = BrokerConfig(port=port, client_id=f"ls-{uuid.uuid4().hex[:8]}", **options.pop("broker", {}))
     config = MqttConfig(name="uns", tenant="acme", broker=broker, **options)
-    c = MqttConnector(config, rt.pipeline, ModelRegistrar(rt.metadata, rt.asset_cache))
+    c = MqttConnector(config, target or rt.pipeline, ModelRegistrar(rt.metadata, rt.asset_cache))
     c.start()
     wait_for(lambda: c.health.state is LinkState.CONNECTED, "the connector to connect")
     return c
@@ -278,6 +283,38 @@ def test_broker_restart_loses_nothing_acknowledged(started: Runtime, tmp_path: P
         c.stop()
         broker.stop()
     assert c.health.snapshot()["state"] == "stopped"
+
+
+class FailsOnce:
+    """Ingest whose first write with records fails (a full disk, say); the rest go to the pipeline."""
+
+    def __init__(self, target: RecordTarget) -> None:
+        self.target = target
+        self.failed = 0
+
+    def submit(self, tenant: str, kind: RecordKind, decoded: Decoded) -> Future[IngestResult]:
+        if not self.failed and decoded.table.num_rows:
+            self.failed = decoded.table.num_rows
+            future: Future[IngestResult] = Future()
+            future.set_exception(OSError("no space left on device"))
+            return future
+        return self.target.submit(tenant, kind, decoded)
+
+
+def test_a_batch_that_is_not_stored_is_received_again(started: Runtime, publisher: Publisher) -> None:
+    """Not acknowledged, and the connection reconnects: the broker sends the batch again."""
+    failing = FailsOnce(started.pipeline)
+    c = connector(started, target=failing)
+    try:
+        t0 = datetime.now(UTC) - timedelta(minutes=5)
+        for i in range(50):
+            publisher.publish(f"{MACHINE}/samples/temperature", sample(t0 + timedelta(seconds=i), float(i)))
+        wait_for(lambda: count(started, "samples") == 50, "every message, the failed batch's again")
+        assert failing.failed > 0
+        assert c.health.errors["store_failed"] == 1
+        assert c.health.state is LinkState.CONNECTED
+    finally:
+        c.stop()
 
 
 def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
