@@ -25,7 +25,7 @@ from leitstand.domain.tenancy import Role
 from leitstand.ingest.sink import RecordSink
 from leitstand.sim.enterprise import KESSLER, NORDWERK, OSTWALD, Company, enterprise_model
 from leitstand.sim.feed import Simulator
-from leitstand.sim.mqtt_publisher import UnsPublisher
+from leitstand.sim.mqtt_publisher import BrokerPublisher, UnsPublisher
 from leitstand.sim.sparkplug_edge import SparkplugEdgePublisher, sparkplug_connection
 
 TENANT = NORDWERK.id
@@ -173,7 +173,7 @@ def uns_connection(tenant: str, broker: str) -> dict[str, object]:
 
 def wait_until_stored(
     rt: Runtime,
-    publishers: list[UnsPublisher | SparkplugEdgePublisher],
+    publishers: list[BrokerPublisher],
     progress: Progress,
     timeout_s: float = 900,
 ) -> None:
@@ -271,7 +271,7 @@ def demo(
     )
     rt = Runtime.build(settings)
     rt.start()
-    publishers: list[UnsPublisher | SparkplugEdgePublisher] = []
+    publishers: list[BrokerPublisher] = []
 
     def publisher(model: AssetModel) -> RecordSink:
         if via == "mqtt":

@@ -11,10 +11,12 @@ started again at the next start. API-created connections may reach only hosts th
 from __future__ import annotations
 
 import fnmatch
+import functools
+import importlib
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,28 +25,35 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 
 from leitstand.connect.base import AssetRegistrar, ConnectionConfig, Connector
-from leitstand.connect.modbus.client import ModbusConnector
-from leitstand.connect.modbus.config import ModbusConfig
-from leitstand.connect.mqtt.client import MqttConnector
-from leitstand.connect.mqtt.config import MqttConfig
-from leitstand.connect.opcua.client import OpcUaConnector
-from leitstand.connect.opcua.config import OpcUaConfig
-from leitstand.connect.sparkplug.client import SparkplugConnector
-from leitstand.connect.sparkplug.config import SparkplugConfig
 from leitstand.domain.errors import Conflict, Forbidden, InputError, NotFound
 from leitstand.ingest.sink import RecordTarget
 from leitstand.store.interfaces import MetadataStore, StoredConnection
 
 log = logging.getLogger(__name__)
 
-Factory = Callable[[Any, RecordTarget, AssetRegistrar], Connector]
-
-PROTOCOLS: dict[str, tuple[type[ConnectionConfig], Factory]] = {
-    "mqtt": (MqttConfig, lambda c, t, r: MqttConnector(c, t, r)),
-    "sparkplug": (SparkplugConfig, lambda c, t, r: SparkplugConnector(c, t, r)),
-    "modbus": (ModbusConfig, lambda c, t, _r: ModbusConnector(c, t)),
-    "opcua": (OpcUaConfig, lambda c, t, _r: OpcUaConnector(c, t)),
+# protocol → (its settings class, its connector class, whether the connector creates assets), as
+# `module:name`: a protocol's libraries are imported when a connection uses it (asyncua alone takes
+# over a second), not at every start of the process.
+PROTOCOLS: dict[str, tuple[str, str, bool]] = {
+    "mqtt": ("mqtt.config:MqttConfig", "mqtt.client:MqttConnector", True),
+    "sparkplug": ("sparkplug.config:SparkplugConfig", "sparkplug.client:SparkplugConnector", True),
+    "modbus": ("modbus.config:ModbusConfig", "modbus.client:ModbusConnector", False),
+    "opcua": ("opcua.config:OpcUaConfig", "opcua.client:OpcUaConnector", False),
 }
+
+
+@functools.cache
+def _load(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f"leitstand.connect.{module}"), name)
+
+
+def _connector(config: ConnectionConfig, target: RecordTarget, registrar: AssetRegistrar) -> Connector:
+    _, connector, creates_assets = PROTOCOLS[config.protocol]
+    cls = _load(connector)
+    return cls(config, target, registrar) if creates_assets else cls(config, target)  # type: ignore[no-any-return]
+
+
 _SECRETS = frozenset({"password"})
 
 
@@ -57,7 +66,7 @@ def parse_connection(doc: object, where: str = "connection") -> ConnectionConfig
         raise InputError(
             f"{where}: 'protocol' must be one of {', '.join(sorted(PROTOCOLS))}, not {protocol!r}"
         )
-    model, _ = PROTOCOLS[str(protocol)]
+    model: type[ConnectionConfig] = _load(PROTOCOLS[str(protocol)][0])
     try:
         return model.model_validate(dict(doc))
     except ValidationError as exc:
@@ -126,10 +135,11 @@ def check_api_document(tenant: str, config: ConnectionConfig, allowed_hosts: Seq
     topics = getattr(config, "topics", ())
     if any(not t.startswith(f"{tenant}/") for t in topics):
         raise Forbidden(f"topic filters must lie in your tenant's tree, '{tenant}/…'")
-    if isinstance(config, SparkplugConfig):
-        if not config.groups or any(not g.startswith(f"{tenant}:") for g in config.groups):
+    if config.protocol == "sparkplug":
+        groups, host_id = getattr(config, "groups", ()), getattr(config, "host_id", "")
+        if not groups or any(not g.startswith(f"{tenant}:") for g in groups):
             raise Forbidden(f"list the Sparkplug groups to read, each '{tenant}:<site>'")
-        if config.host_id and not config.host_id.startswith(f"leitstand-{tenant}"):
+        if host_id and not host_id.startswith(f"leitstand-{tenant}"):
             raise Forbidden(f"a Sparkplug host id set through the API must begin with 'leitstand-{tenant}'")
 
 
@@ -231,9 +241,8 @@ class Connections:
         as failed and keeps the others running."""
         if not entry.config.enabled:
             return
-        _, factory = PROTOCOLS[entry.config.protocol]
         try:
-            connector = factory(entry.config, self._target, self._registrar)
+            connector = _connector(entry.config, self._target, self._registrar)
             connector.start()
         except Exception as exc:
             entry.error = f"{type(exc).__name__}: {exc}"

@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -33,33 +33,25 @@ _FIELDS = {
 }
 
 
-class UnsPublisher:
-    """Publishes records to `{asset path}/samples/{signal}`, `{asset path}/state`, `{asset path}/count`."""
+class BrokerPublisher:
+    """A record sink that publishes through an MQTT broker at QoS 1; subclasses turn a batch into
+    messages. `send` returns once the broker has acknowledged all of them, and `published` counts
+    records per tenant and kind (what Leitstand should store once it has read them)."""
 
-    def __init__(
-        self,
-        paths: Mapping[str, str],
-        host: str = "127.0.0.1",
-        port: int = 1883,
-        max_payload_bytes: int = 32 * 1024,
-        timeout_s: float = 60.0,
-    ) -> None:
-        self._paths = dict(paths)
-        self.published: dict[tuple[str, RecordKind], int] = {}  # records per tenant and kind
-        self._max_payload = max_payload_bytes
+    def __init__(self, host: str, port: int, timeout_s: float, client: str) -> None:
         self._timeout_s = timeout_s
+        self.published: dict[tuple[str, RecordKind], int] = {}
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"leitstand-sim-{uuid.uuid4().hex[:8]}",
+            client_id=f"leitstand-sim-{client}-{uuid.uuid4().hex[:8]}",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self._client.max_inflight_messages_set(1000)
-        self._client.max_queued_messages_set(0)
-        self._connected = threading.Event()
-        self._client.on_connect = lambda *_: self._connected.set()
+        connected = threading.Event()
+        self._client.on_connect = lambda *_: connected.set()
         self._client.connect(host, port, keepalive=30)
         self._client.loop_start()
-        if not self._connected.wait(timeout_s):
+        if not connected.wait(timeout_s):
             self.close()
             raise InputError(f"no MQTT broker answers on {host}:{port}")
 
@@ -76,6 +68,38 @@ class UnsPublisher:
         n = records.num_rows
         self.published[(tenant, kind)] = self.published.get((tenant, kind), 0) + n
         return IngestResult(kind=kind, received=n, accepted=n, duplicates=0, dead_lettered=0, quarantined=0)
+
+    def messages(self, kind: RecordKind, records: pa.Table) -> list[tuple[str, bytes]]:
+        """The (topic, payload) pairs of a batch, in the order they are to be published."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class UnsPublisher(BrokerPublisher):
+    """Publishes records to `{asset path}/samples/{signal}`, `{asset path}/state`, `{asset path}/count`."""
+
+    def __init__(
+        self,
+        paths: Mapping[str, str],
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        max_payload_bytes: int = 32 * 1024,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._paths = dict(paths)
+        self._max_payload = max_payload_bytes
+        super().__init__(host, port, timeout_s, "uns")
 
     def messages(self, kind: RecordKind, records: pa.Table) -> list[tuple[str, bytes]]:
         """The (topic, payload) pairs of a batch."""
@@ -104,15 +128,3 @@ class UnsPublisher:
                 out.append((topic, orjson.dumps(rows[start : start + per])))
                 start += per
         return out
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def __enter__(self) -> UnsPublisher:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -13,21 +13,16 @@ uses each machine's own ideal cycle time.
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from types import TracebackType
 
-import paho.mqtt.client as mqtt
 import pyarrow as pa
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from leitstand.connect.sparkplug import decode as spb
 from leitstand.domain.assets import Asset, AssetLevel
 from leitstand.domain.errors import InputError
 from leitstand.domain.records import RecordKind
-from leitstand.ingest.sink import IngestResult
+from leitstand.sim.mqtt_publisher import BrokerPublisher
 
 STATE_METRIC = "State"
 COUNTER_METRIC = "Produced"
@@ -46,7 +41,7 @@ class _Node:
         return self.seq
 
 
-class SparkplugEdgePublisher:
+class SparkplugEdgePublisher(BrokerPublisher):
     """Publishes a tenant's machines as Sparkplug B edge nodes, one per line (see the module docstring)."""
 
     def __init__(
@@ -67,35 +62,21 @@ class SparkplugEdgePublisher:
             self._machine_node[machine.id] = node
             self._signals[machine.id] = [s.name for s in machine.signals]
         self._counters: dict[str, int] = defaultdict(int)
-        self.published: dict[tuple[str, RecordKind], int] = {}
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"leitstand-sim-spb-{uuid.uuid4().hex[:8]}",
-            protocol=MQTTProtocolVersion.MQTTv311,
-        )
-        self._client.max_inflight_messages_set(1000)
-        connected = threading.Event()
-        self._client.on_connect = lambda *_: connected.set()
-        self._client.connect(host, port, keepalive=30)
-        self._client.loop_start()
-        if not connected.wait(timeout_s):
-            self.close()
-            raise InputError(f"no MQTT broker answers on {host}:{port}")
+        super().__init__(host, port, timeout_s, "spb")
 
-    def send(self, tenant: str, kind: RecordKind, records: pa.Table) -> IngestResult:
-        """Publish one batch as DDATA (births first where needed); returns once the broker has it."""
-        kind = RecordKind(kind)
+    def messages(self, kind: RecordKind, records: pa.Table) -> list[tuple[str, bytes]]:
+        """A batch as DDATA per device and timestamp, each node's births first where needed."""
         rows = records.select(self._columns(kind)).to_pylist()
         by_device: dict[str, list[dict[str, object]]] = defaultdict(list)
         for row in rows:
             by_device[str(row["asset_id"])].append(row)
-        last: mqtt.MQTTMessageInfo | None = None
+        out: list[tuple[str, bytes]] = []
         for device, device_rows in by_device.items():
             node = self._machine_node.get(device)
             if node is None:
                 raise InputError(f"machine {device!r} is on no line of the asset model")
             if not node.born:
-                last = self._birth(node)
+                out += self._birth(node)
             aliases = node.devices[device]
             for ts, metrics in self._metrics(kind, device, device_rows).items():
                 payload = spb.Payload(timestamp=ts, seq=node.next_seq())
@@ -110,12 +91,8 @@ class SparkplugEdgePublisher:
                     else:
                         metric.double_value = float(value)
                 topic = f"{spb.NAMESPACE}/{node.group}/DDATA/{node.node}/{device}"
-                last = self._client.publish(topic, payload.SerializeToString(), qos=1)
-        if last is not None:
-            last.wait_for_publish(self._timeout_s)
-        n = records.num_rows
-        self.published[(tenant, kind)] = self.published.get((tenant, kind), 0) + n
-        return IngestResult(kind=kind, received=n, accepted=n, duplicates=0, dead_lettered=0, quarantined=0)
+                out.append((topic, payload.SerializeToString()))
+        return out
 
     @staticmethod
     def _columns(kind: RecordKind) -> list[str]:
@@ -141,14 +118,13 @@ class SparkplugEdgePublisher:
                 out[ts].append((COUNTER_METRIC, self._counters[device]))
         return out
 
-    def _birth(self, node: _Node) -> mqtt.MQTTMessageInfo:
+    def _birth(self, node: _Node) -> list[tuple[str, bytes]]:
+        """NBIRTH and a DBIRTH per device, declaring each metric with its alias."""
         node.seq = -1
         birth = spb.Payload(timestamp=0, seq=node.next_seq())
         bd_seq = birth.metrics.add()
         bd_seq.name, bd_seq.datatype, bd_seq.long_value = "bdSeq", spb.DataType.INT64, 0
-        info = self._client.publish(
-            f"{spb.NAMESPACE}/{node.group}/NBIRTH/{node.node}", birth.SerializeToString(), qos=1
-        )
+        out = [(f"{spb.NAMESPACE}/{node.group}/NBIRTH/{node.node}", birth.SerializeToString())]
         devices = [m for m, n in self._machine_node.items() if n is node]
         alias = 0
         for device in devices:
@@ -168,25 +144,11 @@ class SparkplugEdgePublisher:
                 else:  # no value yet: the birth declares, the data carries the values
                     metric.is_null = True
             node.devices[device] = names
-            info = self._client.publish(
-                f"{spb.NAMESPACE}/{node.group}/DBIRTH/{node.node}/{device}",
-                payload.SerializeToString(),
-                qos=1,
+            out.append(
+                (f"{spb.NAMESPACE}/{node.group}/DBIRTH/{node.node}/{device}", payload.SerializeToString())
             )
         node.born = True
-        return info
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def __enter__(self) -> SparkplugEdgePublisher:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return out
 
 
 def sparkplug_connection(tenant: str, sites: list[str], broker: str) -> dict[str, object]:

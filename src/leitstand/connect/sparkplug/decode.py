@@ -119,14 +119,6 @@ def signal_id(name: str) -> str:
     return signal[:64]
 
 
-def scalar(metric: Metric, datatype: int) -> float:
-    """A numeric scalar metric's value as a float; raises ValueInvalid for other types."""
-    field = SCALAR_FIELD.get(datatype)
-    if field is None or datatype in TEXT_TYPES:
-        raise ValueInvalid("unsupported_datatype", f"datatype {_name(datatype)} is not a number")
-    return float(signed(getattr(metric, field), signed_bits(datatype)))
-
-
 def signed_bits(datatype: int) -> int:
     """The width of a signed integer type (0 for every other type)."""
     return _SIGNED_BITS.get(datatype, 0)
