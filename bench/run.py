@@ -103,12 +103,14 @@ def sample_batches(machines: list[str], total: int, batch_rows: int) -> list[byt
     return bodies
 
 
-def bench_ingest(total: int, batch_rows: int, clients: int) -> dict[str, Any]:
+def bench_ingest(
+    total: int, batch_rows: int, clients: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
 
-    with ServerProcess(plants=6) as server:
+    with ServerProcess(plants=6, env=env) as server:
         bodies = sample_batches(server.machine_ids, total, batch_rows)
         sent = sum(len(b) for b in bodies)
         headers = {**server.auth, "content-type": "application/vnd.apache.arrow.stream"}
@@ -128,6 +130,7 @@ def bench_ingest(total: int, batch_rows: int, clients: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         with httpx.Client(timeout=60) as http:
             visible = http.get(f"{server.url}/api/v1/records", headers=server.auth).json()["samples"]["count"]
+            watched = watch_caught_up(http, server.url, visible) if env else None
         rss = server.rss_mib()
     rows = accepted
     return {
@@ -139,7 +142,45 @@ def bench_ingest(total: int, batch_rows: int, clients: int) -> dict[str, Any]:
         "mib_sent": round(sent / 2**20, 1),
         "query_visible": visible - before == rows,
         "server_rss_mib_after": rss,
+        **({"watch_caught_up_s_after_ingest": watched} if watched is not None else {}),
     }
+
+
+def bench_watch(quick: bool) -> dict[str, Any]:
+    from bench.watch import bench_detection, bench_speed, speed_rules
+
+    speed = bench_speed(batches=3 if quick else 10)
+    total = 2_000_000 if quick else 8_000_000
+    rules = json.dumps({"nordwerk": speed_rules({"under": ["nordwerk"]})})
+    without = bench_ingest(total=total, batch_rows=500_000, clients=2)
+    with_rules = bench_ingest(
+        total=total, batch_rows=500_000, clients=2, env={"LEITSTAND_WATCH_RULES": rules}
+    )
+    detection = bench_detection(plants=2 if quick else 6, days=4 if quick else 8)
+    return {
+        "speed": speed,
+        "ingest": {
+            "rules": json.loads(rules)["nordwerk"],
+            "without_detectors": without,
+            "with_detectors": with_rules,
+            "with_over_without": round(with_rules["samples_per_s"] / without["samples_per_s"], 3),
+        },
+        "detection": detection,
+    }
+
+
+def watch_caught_up(http: Any, url: str, stored: int, timeout_s: float = 600) -> float:
+    """Seconds until the detectors have evaluated `stored` samples (from the server's metrics)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        for line in http.get(f"{url}/metrics").text.splitlines():
+            if (
+                line.startswith('leitstand_watch_rows_total{kind="samples"}')
+                and float(line.split()[-1]) >= stored
+            ):
+                return round(time.perf_counter() - started, 2)
+        time.sleep(0.2)
+    raise RuntimeError("the detectors did not catch up with ingest")
 
 
 def bench_unknown_signals(rows: int) -> dict[str, Any]:
@@ -457,7 +498,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, 1-minute memory run, no clone.")
-    sections = ["ingest", "oee", "kpi_year", "access", "demo", "rss", "connect"]
+    sections = ["ingest", "oee", "kpi_year", "access", "demo", "rss", "connect", "watch"]
     parser.add_argument("--only", nargs="*", choices=sections)
     parser.add_argument(
         "--postgres",
@@ -486,6 +527,24 @@ def main() -> None:
         }
         results["targets"].setdefault("ingest", {})["ingest >= 1,000,000 samples/s"] = (
             bulk["samples_per_s"] >= 1_000_000
+        )
+    if "watch" in only:
+        print("fault detection: speed, ingest with and without detectors, quality against injected faults …")
+        results["watch"] = bench_watch(quick)
+        speed, quality = results["watch"]["speed"], results["watch"]["detection"]["quality"]
+        together = quality["all_fault_detectors"]
+        ingest = results["watch"]["ingest"]
+        targets = results["targets"].setdefault("watch", {})
+        targets["evaluation <= 1 us per sample at 1M-sample batches"] = speed["us_per_sample"] <= 1.0
+        targets["ingest with detectors >= half of ingest without"] = ingest["with_over_without"] >= 0.5
+        targets["recall >= 0.9 at precision >= 0.8 (demo rules, injected faults)"] = (
+            together["recall"] >= 0.9 and together["precision"] >= 0.8
+        )
+        targets["breakdowns announced a median >= 30 simulated minutes ahead"] = (
+            quality["lead_minutes_median"] or 0
+        ) >= 30
+        targets["alarms per operator-hour <= 6 (ISA-18.2)"] = (
+            results["watch"]["detection"]["alarm_rate"]["per_operator_hour"] <= 6
         )
     if "oee" in only:
         print("OEE over the default enterprise …", flush=True)

@@ -321,3 +321,45 @@ def test_the_connections_page_shows_each_connections_health(page: Page, demo_ser
     assert connection["health"]["records"] == 30
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "connections.png", full_page=True)
+
+
+def test_the_alarm_console_shows_a_new_alarm_live_and_takes_an_acknowledgement(
+    page: Page, demo_server: Any
+) -> None:
+    headers = {"authorization": f"Bearer {demo_server.token}"}
+    machine = "p01-press-l1-m01"
+    rule = {
+        "id": "ui-press-hot",
+        "name": "Press temperature very high",
+        "kind": "threshold",
+        "targets": {"assets": [machine]},
+        "signal": "temperature",
+        "above": 500,
+        "priority": "urgent",
+    }
+    created = httpx.post(f"{demo_server.base_url}/api/v1/watch/rules", json=rule, headers=headers, timeout=10)
+    assert created.status_code == 201, created.text
+    page.goto("/alarms")
+    log_in(page, demo_server.username, demo_server.password)
+    expect(page).to_have_url(f"{demo_server.base_url}/alarms")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    row = page.locator('[data-testid="alarm"][data-rule="ui-press-hot"]')
+    expect(row).to_have_count(0)
+    # the machine reports a temperature far above the limit: the console shows the alarm by itself
+    ts = datetime.now(UTC) - timedelta(seconds=30)
+    reading = [{"asset_id": machine, "signal": "temperature", "ts": ts.isoformat(), "value": 612.5}]
+    stored = httpx.post(
+        f"{demo_server.base_url}/api/v1/ingest/samples", json=reading, headers=headers, timeout=30
+    )
+    assert stored.json()["accepted"] == 1
+    expect(row).to_have_count(1, timeout=15_000)
+    expect(row.get_by_test_id("alarm-state")).to_have_text("unacknowledged")
+    expect(row.get_by_test_id("alarm-message")).to_contain_text("612.5")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "alarms.png", full_page=True)
+    row.get_by_test_id("ack").click()
+    expect(row.get_by_test_id("alarm-state")).to_have_text("acknowledged")
+    expect(row.get_by_test_id("ack")).to_have_count(0)
+    alarm = api(demo_server, f"/api/v1/alarms/{row.get_attribute('data-id')}")
+    assert [e["action"] for e in alarm["journal"]] == ["activated", "acknowledged"]
+    assert alarm["journal"][1]["by"] == demo_server.username

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,19 @@ from leitstand.api.runtime import Runtime
 from leitstand.domain.assets import parse_asset_model
 from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Role
+from leitstand.watch.model import Detection
 from tests.access.helpers import SECRET_MACHINES, SHARED_MACHINES, feed, offer, provider_model, setup_provider
 from tests.conftest import PASSWORD, login
 
 ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 # Not called here: login and logout are public (logout would end the caller's own session), and the
 # endless live stream has its own tests (tests/api/test_live.py, tests/access/test_agreements.py).
-SKIPPED = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/live/stream")}
+SKIPPED = {
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/live/stream"),
+    ("GET", "/api/v1/alarms/stream"),  # endless too; tests/api/test_alarms_api.py
+}
 SECRET_NAMES = ["SECRET-acme"]  # also the description of acme's connection
 SHARED_NAMES = ["SHARED-acme"]
 # Ids are canaries only where the prober never sent them as data: its ingest probes name the machines
@@ -77,6 +83,24 @@ class World:
                 headers=headers,
             )
             assert created.status_code == 201, created.text
+        self.alarms = {}
+        for headers, tenant, machine in (
+            (self.acme_headers, "acme", "south-m1"),
+            (rival_headers, "rival", "r1-m1"),
+        ):
+            rule = {
+                "id": f"{tenant}-hot",
+                "name": f"SECRET-{tenant} rule",
+                "kind": "threshold",
+                "targets": {"assets": [machine]},
+                "signal": "temperature",
+                "above": 80,
+            }
+            assert client.post("/api/v1/watch/rules", json=rule, headers=headers).status_code == 201
+            detection = Detection(
+                rule["id"], machine, datetime.now(UTC), True, 90.0, f"SECRET-{tenant} alarm"
+            )
+            self.alarms[tenant] = rt.watch.book(tenant).apply([detection])[0].alarm_id
         gateway = client.post("/api/v1/gateways", json={"name": "gw", "site": "r1"}, headers=rival_headers)
         self.callers: dict[str, dict[str, str]] = {
             f"rival-{r.value}": login(client, "rival-admin" if r is Role.TENANT_ADMIN else f"rival-{r.value}")
@@ -128,6 +152,13 @@ def path_values(world: World, name: str, method: str) -> Iterator[tuple[str, str
         yield from [("foreign", world.acme_key), ("missing", "no-such-token")]
     elif name == "kind":
         yield "own", "samples"
+    elif name == "alarm_id":
+        foreign = world.alarms["acme"]
+        yield from [("own", str(world.alarms["rival"])), ("foreign", str(foreign)), ("missing", "987654")]
+    elif name == "rule_id":
+        if method != "DELETE":
+            yield "own", "rival-hot"
+        yield from [("foreign", "acme-hot"), ("missing", "no-such-rule")]
     elif name == "name":  # a connection
         if method != "DELETE":
             yield "own", "rival-uns"
@@ -178,12 +209,29 @@ def body_for(world: World, method: str, path: str, ids: dict[str, str]) -> Any:
             **({"tenant": "acme"} if n % 2 else {}),
         },
         ("POST", "/api/v1/assets"): rival_model(),
+        ("POST", "/api/v1/watch/rules"): probe_rule(n),
+        ("POST", "/api/v1/watch/backtest"): {"rules": [probe_rule(n)]},
+        ("POST", "/api/v1/alarms/{alarm_id}/shelve"): {"minutes": 5},
+        ("POST", "/api/v1/alarms/{alarm_id}/out-of-service"): {"comment": "probe"},
+        ("POST", "/api/v1/alarms/{alarm_id}/comments"): {"comment": "probe"},
         ("POST", "/api/v1/ingest/{kind}"): [
             {"asset_id": a, "signal": "temperature", "ts": "2026-11-21T00:00:00Z", "value": 1.0}
             for a in (asset, *INGEST_PROBES)
         ],
     }
     return bodies.get((method, path))
+
+
+def probe_rule(n: int) -> dict[str, Any]:
+    """A rule on the prober's machine or, every other time, on a foreign one."""
+    machine = "south-m1" if n % 2 else "r1-m1"
+    return {
+        "id": f"probe-{n}",
+        "kind": "threshold",
+        "targets": {"assets": [machine]},
+        "signal": "temperature",
+        "above": 1,
+    }
 
 
 def acme_state(rt: Runtime, ignore: int | None = None) -> Any:
@@ -198,6 +246,8 @@ def acme_state(rt: Runtime, ignore: int | None = None) -> Any:
         ],
         [c.jti for c in rt.metadata.tokens("acme")],
         [c.name for c in rt.metadata.connections("acme")],
+        [(a.id, a.state, a.activations) for a in rt.watch.book("acme").alarms()],
+        [r["rule"]["id"] for r in rt.watch.rules("acme")],
     )
 
 

@@ -18,6 +18,7 @@ from leitstand.api.routers import (
     accounts,
     admin,
     agreements,
+    alarms,
     assets,
     auth,
     connections,
@@ -25,6 +26,7 @@ from leitstand.api.routers import (
     ingest,
     kpi,
     live,
+    watch,
 )
 from leitstand.api.runtime import Runtime
 from leitstand.web import pages
@@ -37,10 +39,13 @@ def create_app(rt: Runtime) -> FastAPI:
     """The app for one runtime; the lifespan starts the writer and stops the runtime at shutdown."""
     hub = LiveHub()
     rt.pipeline.on_commit(hub.committed)
+    alarm_hub = LiveHub()  # woken by every alarm change, for the alarm console's stream
+    rt.watch.on_notice(lambda notice: alarm_hub.committed({notice.tenant}))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.bind(asyncio.get_running_loop())
+        alarm_hub.bind(asyncio.get_running_loop())
         rt.start()
         try:
             yield
@@ -58,6 +63,7 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.live = hub
+    app.state.alarms = alarm_hub
     errors.install(app)
 
     @app.middleware("http")
@@ -70,7 +76,21 @@ def create_app(rt: Runtime) -> FastAPI:
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()
         return response
 
-    for module in (health, auth, accounts, agreements, admin, assets, ingest, kpi, connections, live):
+    routers = (
+        health,
+        auth,
+        accounts,
+        agreements,
+        admin,
+        assets,
+        ingest,
+        kpi,
+        connections,
+        live,
+        alarms,
+        watch,
+    )
+    for module in routers:
         app.include_router(module.router)
     app.include_router(auth.well_known)
 

@@ -25,6 +25,10 @@ from leitstand.kpi.rollup import PieceRollup, RollupKeeper
 from leitstand.store.asset_cache import AssetCache
 from leitstand.store.duckdb import DuckDBEventStore
 from leitstand.store.sql import SqlMetadataStore
+from leitstand.store.sql.alarms import SqlAlarmStore
+from leitstand.watch.alarms import AlarmPolicy
+from leitstand.watch.notify import Notifier
+from leitstand.watch.service import WatchService
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Runtime:
     oee: OeeService
     access: AccessService
     limits: Limits
+    watch: WatchService
+    notifier: Notifier
     connections: Connections | None = None
     rollup: RollupKeeper | None = None
     closed: bool = False
@@ -123,6 +129,22 @@ class Runtime:
         if settings.rollup_interval_s > 0:
             tenants = lambda: [t.id for t in metadata.tenants() if t.id != PLATFORM_TENANT]  # noqa: E731
             rollup = RollupKeeper(PieceRollup(oee), tenants, settings.rollup_interval_s)
+        watch = WatchService(
+            SqlAlarmStore(metadata.engine),
+            asset_cache,
+            settings.watch_rules,
+            AlarmPolicy(
+                area_level=AssetLevel(settings.alarm_area_level),
+                flood_cap=settings.alarm_flood_cap,
+                chatter_count=settings.alarm_chatter_count,
+                chatter_window_s=settings.alarm_chatter_window_s,
+                consequential_window_s=settings.alarm_consequential_window_s,
+            ),
+        )
+        pipeline.on_stored(watch.stored)
+        metadata.on_change(watch.model_changed)
+        notifier = Notifier.from_config(settings.notifications)
+        watch.on_notice(notifier.notify)
         connections = Connections(
             pipeline,
             ModelRegistrar(metadata, asset_cache),
@@ -140,11 +162,15 @@ class Runtime:
             oee,
             access,
             Limits.build(settings),
+            watch,
+            notifier,
             connections,
             rollup,
         )
 
     def start(self) -> None:
+        self.notifier.start()
+        self.watch.start()
         self.pipeline.start()
         if self.connections is not None:
             self.connections.start()
@@ -161,6 +187,8 @@ class Runtime:
         if self.connections is not None:  # before the writer: what they received is still stored
             self.connections.stop()
         self.pipeline.stop()
+        self.watch.stop()  # evaluates what the writer handed over
+        self.notifier.stop()
         self.events.close()
         self.metadata.close()
 

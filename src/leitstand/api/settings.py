@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leitstand.domain.errors import InputError
+from leitstand.watch.notify import NotificationsConfig
 
 
 class Settings(BaseSettings):
@@ -88,6 +89,32 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Hosts that connections created through the API may reach: name patterns matched "
         "label by label (*.plant.example) or address ranges (10.20.0.0/16); empty: none.",
+    )
+    watch_rules: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Detection rules per tenant id (thresholds, rates, stale data, state durations, scrap "
+        "rate, anomalies); see docs/watch/rules.md. Rules made through the API are added to these.",
+    )
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig,
+        description="Where alarm changes go: signed `webhooks` and an `mqtt` republisher; see "
+        "docs/watch/notifications.md.",
+    )
+    alarm_area_level: Literal["site", "area", "line"] = Field(
+        "site",
+        description="The level of the asset model an operator is responsible for (flood cap per area).",
+    )
+    alarm_flood_cap: int = Field(
+        10,
+        ge=1,
+        description="Most alarms annunciated per operator area in any 10 minutes (urgent ones always are).",
+    )
+    alarm_chatter_count: int = Field(
+        3, ge=2, description="Activations within `alarm_chatter_window_s` that make an alarm chattering."
+    )
+    alarm_chatter_window_s: float = Field(60, gt=0, description="Window for chattering alarms (seconds).")
+    alarm_consequential_window_s: float = Field(
+        300, ge=0, description="An alarm on an asset with an alarm from this recent is grouped under it (s)."
     )
     max_query_days: float = Field(400, gt=0, description="Longest window a KPI query may span (days).")
     log_level: str = Field("INFO", description="Python log level.")

@@ -18,14 +18,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from leitstand.api.runtime import Runtime
 from leitstand.cli.common import console, run_server, settings_from
 from leitstand.domain.agreements import Agreement, DataKind
+from leitstand.domain.alarms import AlarmState
 from leitstand.domain.assets import AssetModel, parse_asset_model
 from leitstand.domain.errors import InputError
 from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Role
 from leitstand.ingest.sink import RecordSink
 from leitstand.sim.enterprise import KESSLER, NORDWERK, OSTWALD, Company, enterprise_model
+from leitstand.sim.faults import FaultRates
 from leitstand.sim.feed import Simulator
 from leitstand.sim.mqtt_publisher import BrokerPublisher, UnsPublisher
+from leitstand.sim.rules import demo_rules
 from leitstand.sim.sparkplug_edge import SparkplugEdgePublisher, sparkplug_connection
 
 TENANT = NORDWERK.id
@@ -113,7 +116,12 @@ def seed_demo(
         model = parse_asset_model(doc)
         rt.metadata.import_asset_model(company.id, model)
         sink = sink_for(model) if sink_for is not None else rt.pipeline
-        feeds.append(DemoFeed(company.id, Simulator(doc, seed=seed), sink))
+        faults = None
+        if company is NORDWERK:  # the OEM's machines develop faults, and its engineers watch for them
+            faults = FaultRates()
+            for rule in demo_rules(company.id):
+                rt.watch.add_rule(company.id, rule, "demo")
+        feeds.append(DemoFeed(company.id, Simulator(doc, seed=seed, faults=faults), sink))
     if suppliers:
         now = datetime.now(UTC)
         for provider, consumer, name, purpose, framework in _AGREEMENTS:
@@ -144,9 +152,25 @@ def seed_demo(
 
         feed.simulator.backfill(feed.sink, feed.tenant, end - history, end, progress=advance)
         done += weight / sum(weights)
+    rt.watch.drain(timeout=600)
+    settle_history_alarms(rt, NORDWERK.id, end - timedelta(hours=2))
     url = f"http://{rt.settings.host}:{rt.settings.port}"
     oem = accounts[0]
     return feeds, DemoAccess(url, oem.tenant, oem.username, oem.password, token, accounts[1:])
+
+
+def settle_history_alarms(rt: Runtime, tenant: str, before: datetime) -> int:
+    """Acknowledge the alarms of simulated history that cleared before `before`, in the journal as the
+    simulation's doing, so the console opens on what is current rather than on days of backlog."""
+    book = rt.watch.book(tenant)
+    old = [
+        a
+        for a in book.alarms([AlarmState.RETURNED_UNACKNOWLEDGED])
+        if a.cleared_at is not None and a.cleared_at < before
+    ]
+    for alarm in old:
+        book.acknowledge(alarm.id, "simulation", "cleared in simulated history before the demo began")
+    return len(old)
 
 
 def broker_connection(via: str, company: Company, plants: int, seed: int, broker: str) -> dict[str, object]:

@@ -71,6 +71,7 @@ class IngestPipeline:
         self._transaction_records = transaction_records
         self._clock = clock
         self._listeners: list[Callable[[set[str]], None]] = []
+        self._batch_listeners: list[Callable[[str, RecordKind, pa.Table], None]] = []
         self._thread: threading.Thread | None = None
         # A decoded body can be many times the size of the request, and it lives until it is queued.
         # Requests beyond this many wait for a slot (more would not decode faster on two cores), so
@@ -98,6 +99,11 @@ class IngestPipeline:
     def on_commit(self, listener: Callable[[set[str]], None]) -> None:
         """Call `listener(tenant_ids)` from the writer thread after each commit."""
         self._listeners.append(listener)
+
+    def on_stored(self, listener: Callable[[str, RecordKind, pa.Table], None]) -> None:
+        """Call `listener(tenant, kind, records)` from the writer thread for each committed batch (the
+        records as validated; some may have been duplicates of stored ones). It may block the writer."""
+        self._batch_listeners.append(listener)
 
     # ingest ----------------------------------------------------------------------------------------
 
@@ -242,6 +248,12 @@ class IngestPipeline:
             stored = self._write(jobs)
             if not stored:
                 continue
+            for job in stored:
+                for batch_listener in list(self._batch_listeners):
+                    try:
+                        batch_listener(job.tenant, job.batch.kind, job.batch.records)
+                    except Exception:
+                        log.exception("a batch listener failed")
             tenants = {j.tenant for j in stored}
             for listener in list(self._listeners):
                 try:

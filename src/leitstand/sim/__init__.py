@@ -5,8 +5,18 @@ records (one window, a backfill, or live), and its `ground_truth` knows exactly 
 """
 
 from leitstand.sim.enterprise import enterprise_model
+from leitstand.sim.faults import Fault, FaultRates
 from leitstand.sim.feed import Simulator
 from leitstand.sim.ground_truth import GroundTruth, StateInterval
 from leitstand.sim.http_sink import HttpSink, IngestRequestError
 
-__all__ = ["GroundTruth", "HttpSink", "IngestRequestError", "Simulator", "StateInterval", "enterprise_model"]
+__all__ = [
+    "Fault",
+    "FaultRates",
+    "GroundTruth",
+    "HttpSink",
+    "IngestRequestError",
+    "Simulator",
+    "StateInterval",
+    "enterprise_model",
+]

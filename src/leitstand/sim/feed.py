@@ -20,6 +20,7 @@ import pyarrow as pa
 from leitstand.domain.errors import InputError
 from leitstand.domain.records import SPECS, RecordKind
 from leitstand.ingest.sink import IngestResult, RecordSink
+from leitstand.sim.faults import Fault, FaultPlan, FaultRates
 from leitstand.sim.fleet import build_fleet
 from leitstand.sim.ground_truth import GroundTruth
 from leitstand.sim.planned import epoch_us, to_datetime
@@ -34,7 +35,11 @@ _MAX_KEPT_ERRORS = 100
 
 
 class Simulator:
-    """A seeded, reproducible simulation of every machine in an asset model; `ground_truth` knows all."""
+    """A seeded, reproducible simulation of every machine in an asset model; `ground_truth` knows all.
+
+    With `faults`, it injects sensor drift, bearing wear, tool wear and stuck sensors at those rates
+    (see faults.py) into the records; `faults(start, end)` lists them.
+    """
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class Simulator:
         seed: int = 7,
         sample_interval_s: int = 60,
         count_interval_s: int = 60,
+        faults: FaultRates | None = None,
     ) -> None:
         for name, value in (("sample_interval_s", sample_interval_s), ("count_interval_s", count_interval_s)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -49,9 +55,14 @@ class Simulator:
         self.fleet = build_fleet(model_doc)
         self.seed = seed
         self._timeline = Timeline(self.fleet, seed)
-        self._counts = CountFeed(self._timeline, seed, count_interval_s)
         self._samples = SampleFeed(self._timeline, seed, sample_interval_s)
-        self.ground_truth = GroundTruth(self.fleet, self._timeline, self._counts)
+        self._faults: FaultPlan | None = None
+        scrap_rates = None
+        if faults is not None:
+            self._faults = FaultPlan(self._timeline, self._samples, sample_interval_s, seed, faults)
+            scrap_rates = self._faults.scrap_rates
+        self._counts = CountFeed(self._timeline, seed, count_interval_s, scrap_rates)
+        self.ground_truth = GroundTruth(self.fleet, self._timeline, self._counts, self._faults)
         self._assets = Vocabulary([m.id for m in self.fleet.machines])
         self._products = Vocabulary(self.fleet.product_ids)
         self._states = Vocabulary(self._timeline.state_names)
@@ -79,15 +90,24 @@ class Simulator:
         if anchor is None:
             self._timeline.start_at(lo)
         self._timeline.extend_to(hi)
+        if self._faults is not None:
+            self._faults.extend_to(hi)
+        samples = self._samples.records(lo, hi)
+        if self._faults is not None:
+            samples = self._faults.apply_to_samples(samples)
         tables = {
             RecordKind.STATES: self._state_table(lo, hi),
             RecordKind.COUNTS: counts_table(
                 self._assets, self._products, self._counts.records(start_us // _US, end_us // _US)
             ),
-            RecordKind.SAMPLES: samples_table(self._assets, self._samples.records(lo, hi)),
+            RecordKind.SAMPLES: samples_table(self._assets, samples),
         }
         self.ground_truth.cover(start_us, end_us)
         return tables
+
+    def faults(self, start: datetime, end: datetime) -> list[Fault]:
+        """The injected faults overlapping [start, end) within the generated windows, sorted by start."""
+        return self.ground_truth.faults(start, end)
 
     def backfill(
         self,

@@ -24,6 +24,7 @@ class SimMachine:
     line: int
     profile: MachineProfile
     signals: tuple[str, ...]
+    machine_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ def build_fleet(model_doc: dict[str, Any]) -> Fleet:
                         line=line_index,
                         profile=profile_for(asset.machine_type),
                         signals=tuple(s.name for s in asset.signals),
+                        machine_type=asset.machine_type,
                     )
                 )
                 machine_assets.append(asset)

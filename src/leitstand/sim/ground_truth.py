@@ -1,4 +1,5 @@
-"""What the simulator really did, for checking KPI engines against: exact state intervals and unit counts.
+"""What the simulator really did, for checking KPI engines against: exact state intervals and unit counts,
+and the faults it injected, for checking fault detection against.
 
 Times follow ISO 22400: state intervals are clipped to the site calendar's planned time, and each planned
 second falls into exactly one category, so the categories add up to the planned operation time. Planned
@@ -13,6 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from leitstand.domain.time_model import DEFAULT_STATE_CATEGORIES, TimeCategory
+from leitstand.sim.faults import Fault, FaultPlan
 from leitstand.sim.fleet import Fleet
 from leitstand.sim.planned import epoch_us, to_datetime
 from leitstand.sim.production import CountArrays, CountFeed
@@ -42,10 +44,13 @@ class StateInterval:
 class GroundTruth:
     """The simulator's own record of everything it generated, and OEE times computed from it."""
 
-    def __init__(self, fleet: Fleet, timeline: Timeline, counts: CountFeed) -> None:
+    def __init__(
+        self, fleet: Fleet, timeline: Timeline, counts: CountFeed, faults: FaultPlan | None = None
+    ) -> None:
         self._fleet = fleet
         self._timeline = timeline
         self._counts = counts
+        self._faults = faults
         self._covered: list[tuple[int, int]] = []  # generated windows, epoch µs, merged and sorted
         self._machine_index = {m.id: m.index for m in fleet.machines}
         states = timeline.state_names
@@ -145,6 +150,14 @@ class GroundTruth:
                     )
                 )
         return out
+
+    def faults(self, start: datetime, end: datetime) -> list[Fault]:
+        """The injected faults whose effect overlaps [start, end) within the generated windows, by start
+        (empty when the simulator injects none). A fault's start and end are its own, not clipped."""
+        if self._faults is None:
+            return []
+        known = self._known([(epoch_us(start), epoch_us(end))])
+        return self._faults.overlapping([(lo // _US, -(-hi // _US)) for lo, hi in known])
 
     def _known(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The parts of `spans` (epoch µs) that were generated."""

@@ -7,6 +7,7 @@ straddles the end of a shift and `planned.start < ts <= planned.end` holds for e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,15 @@ from leitstand.sim.timeline import Timeline
 
 _SCRAP_STREAM = 11
 
+# The scrap share of each count record, given its machine index and ts (a fault can raise it for a while).
+ScrapRates = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
 
 @dataclass(frozen=True, slots=True)
 class CountArrays:
-    """Count records as parallel arrays: machine index, ts (epoch s), product index (-1 none), units."""
+    """Count records as parallel arrays: machine index, ts (epoch s), product index (-1 none), units.
+
+    Rows are sorted by machine, then ts."""
 
     machine: np.ndarray
     ts: np.ndarray
@@ -46,13 +52,16 @@ _COLUMNS = ("machine", "ts", "product", "produced", "scrap")
 class CountFeed:
     """Turns the timeline into count records; the same interval always gives the same records."""
 
-    def __init__(self, timeline: Timeline, seed: int, interval_s: int) -> None:
+    def __init__(
+        self, timeline: Timeline, seed: int, interval_s: int, scrap_rates: ScrapRates | None = None
+    ) -> None:
         self._timeline = timeline
         self._interval = interval_s
         self._unit_keys = np.array(
             [stable_key(seed, "unit", m.id) for m in timeline.fleet.machines], dtype=np.int64
         )
         self._scrap_rates = timeline.scrap_rates
+        self._scrap_rates_at = scrap_rates
 
     def records(self, lo: int, hi: int) -> CountArrays:
         """The count records with lo < ts <= hi (epoch seconds); the timeline must reach hi."""
@@ -96,21 +105,28 @@ class CountFeed:
         rows, cols = np.nonzero(keep)
         produced_kept = produced[keep]
         machine_of_row = machines[rows]
+        ts_of_row = ts[cols]
+        if self._scrap_rates_at is None:
+            rate = self._scrap_rates[machine_of_row]
+        else:
+            rate = self._scrap_rates_at(machine_of_row, ts_of_row)
         return CountArrays(
             machine=machine_of_row,
-            ts=ts[cols],
+            ts=ts_of_row,
             product=products[keep].astype(np.int64),
             produced=produced_kept,
-            scrap=self._scrap(machine_of_row, first_unit[keep], produced_kept),
+            scrap=self._scrap(machine_of_row, first_unit[keep], produced_kept, rate),
         )
 
-    def _scrap(self, machine: np.ndarray, first_unit: np.ndarray, produced: np.ndarray) -> np.ndarray:
-        """Scrap per record: each unit, by its number, is scrap with its machine's scrap rate."""
+    def _scrap(
+        self, machine: np.ndarray, first_unit: np.ndarray, produced: np.ndarray, rate: np.ndarray
+    ) -> np.ndarray:
+        """Scrap per record: each unit, by its number, is scrap with its record's scrap rate."""
         total = int(produced.sum())
         if total == 0:
             return np.zeros(len(produced), dtype=np.int64)
         offsets = np.cumsum(produced) - produced
         unit = np.repeat(first_unit - offsets, produced) + np.arange(total)
         owner = np.repeat(machine, produced)
-        is_scrap = uniform(self._unit_keys[owner], unit, _SCRAP_STREAM) < self._scrap_rates[owner]
+        is_scrap = uniform(self._unit_keys[owner], unit, _SCRAP_STREAM) < np.repeat(rate, produced)
         return np.add.reduceat(is_scrap.astype(np.int64), offsets)

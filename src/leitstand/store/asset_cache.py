@@ -54,3 +54,6 @@ class AssetCache:
 
     def assets(self, tenant: str) -> list[Asset]:
         return self.model(tenant).assets
+
+    def state_mapping(self, tenant: str) -> StateMapping:
+        return self.model(tenant).state_mapping

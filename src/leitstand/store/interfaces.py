@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from leitstand.domain.agreements import Agreement
+from leitstand.domain.alarms import Alarm, AlarmEntry
 from leitstand.domain.assets import Asset, AssetModel, Product, Signal
 from leitstand.domain.records import RecordKind
 from leitstand.domain.tenancy import Principal, Role, Tenant
@@ -288,3 +289,21 @@ class MetadataStore(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class AlarmStore(Protocol):
+    """Alarms with their journal, and the detection rules created through the API."""
+
+    def save_alarms(self, changes: Sequence[tuple[Alarm, Sequence[AlarmEntry]]]) -> None:
+        """Insert or update each alarm (a new one gets its id) and append its entries, in one transaction."""
+        ...
+
+    def alarms(self, tenant_id: str) -> list[Alarm]: ...
+
+    def entries(self, tenant_id: str, alarm_id: int, limit: int = 200) -> list[AlarmEntry]: ...
+
+    def save_rule(self, tenant_id: str, doc: dict[str, object], by: str, at: datetime) -> None: ...
+
+    def rules(self, tenant_id: str | None = None) -> list[tuple[str, dict[str, object]]]: ...
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> bool: ...

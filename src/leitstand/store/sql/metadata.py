@@ -57,6 +57,11 @@ class SqlMetadataStore:
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
 
+    @property
+    def engine(self) -> Engine:
+        """The database engine, for stores that share the metadata database (alarms)."""
+        return self._engine
+
     # tenants and users -----------------------------------------------------------------------------
 
     def ensure_tenant(self, tenant: Tenant) -> None:

@@ -164,3 +164,56 @@ class ConnectionRow(Base):
     doc: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+class WatchRuleRow(Base):
+    """A detection rule created through the API (those of the config file are not stored)."""
+
+    __tablename__ = "watch_rules"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    doc: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class AlarmRow(Base):
+    """One alarm (a rule on one asset) and its current ISA-18.2 state."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (UniqueConstraint("tenant_id", "rule_id", "asset_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str] = mapped_column(String(64))
+    asset_path: Mapped[str] = mapped_column(String(1000))
+    area: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean)
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    explanation: Mapped[dict[str, object]] = mapped_column(JSON)
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_detection_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    activations: Mapped[int] = mapped_column(Integer)
+    suppressed: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    shelved_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AlarmEntryRow(Base):
+    """The journal of an alarm: every activation, clearance and operator action, with who and why."""
+
+    __tablename__ = "alarm_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON)
