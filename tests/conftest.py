@@ -118,7 +118,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     rt.start()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     resume = now - timedelta(minutes=30)
-    feeds, access = seed_demo(rt, plants=2, history=timedelta(hours=10), end=resume)
+    # History covers the pages' 24-hour window, so planned time in it (a Friday evening, seen on a
+    # Saturday) has its records; 10 hours left plants at 0 % OEE on weekends.
+    feeds, access = seed_demo(rt, plants=2, history=timedelta(hours=26), end=resume)
     server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

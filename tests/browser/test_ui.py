@@ -363,3 +363,27 @@ def test_the_alarm_console_shows_a_new_alarm_live_and_takes_an_acknowledgement(
     alarm = api(demo_server, f"/api/v1/alarms/{row.get_attribute('data-id')}")
     assert [e["action"] for e in alarm["journal"]] == ["activated", "acknowledged"]
     assert alarm["journal"][1]["by"] == demo_server.username
+
+
+def test_the_spc_page_draws_a_control_chart_with_limits_and_capability(page: Page, demo_server: Any) -> None:
+    machine = "p01-press-l1-m01"
+    page.goto(f"/spc?asset_id={machine}&signal=vibration&hours=8&chart=xbar_r&subgroup_size=5&lsl=0&usl=20")
+    log_in(page, demo_server.username, demo_server.password)
+    expect(page.get_by_test_id("spc-asset")).to_have_value(machine)
+    expect(page.get_by_test_id("spc-signal")).to_have_value("vibration")
+    location = page.get_by_test_id("spc-location")
+    expect(location).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"))
+    expect(page.get_by_test_id("spc-summary")).to_contain_text("rule violations")
+    expect(page.get_by_test_id("spc-capability")).to_contain_text("Cpk")
+    answer = api(
+        demo_server,
+        "/api/v1/watch/spc",
+        asset_id=machine,
+        signal="vibration",
+        hours="8",
+        chart="xbar_r",
+        subgroup_size="5",
+    )
+    assert location.get_attribute("data-points") == str(len(answer["chart"]["location"]["points"]))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "spc.png", full_page=True)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from leitstand.domain.assets import Asset, AssetLevel, Signal
 from leitstand.domain.records import COUNTS, SAMPLES, STATES
+from leitstand.domain.tenancy import Tenant
+from leitstand.store.sql import SqlMetadataStore
+from leitstand.store.sql.alarms import SqlAlarmStore
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning
 SIGNALS = ("temperature", "vibration", "motor_current")
@@ -39,6 +43,15 @@ def plant(machines: int = 3) -> list[Asset]:
 @pytest.fixture
 def assets() -> list[Asset]:
     return plant()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlAlarmStore]:
+    """An alarm store in a fresh metadata database (SQLite) with the tenant acme."""
+    metadata = SqlMetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    metadata.ensure_tenant(Tenant("acme", "ACME"))
+    yield SqlAlarmStore(metadata.engine)
+    metadata.close()
 
 
 def at(minutes: float) -> datetime:

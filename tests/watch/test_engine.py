@@ -244,3 +244,76 @@ def test_batches_cut_anywhere_give_the_same_detections(
     key = lambda d: (d.rule_id, d.asset_id, d.at, d.active)  # noqa: E731
     assert sorted(map(key, found)) == sorted(map(key, whole))
     assert pieces.evaluate(SAMPLES, table) == []  # and all of it again is a replay
+
+
+DOWN_LONG = {
+    "id": "down",
+    "kind": "state_duration",
+    "targets": {"assets": ["m0", "m1"]},
+    "states": ["DOWN"],
+    "longer_than_s": 900,
+}
+
+
+def test_a_long_stop_that_ends_in_the_next_batch_is_found() -> None:
+    w = watch(DOWN_LONG)
+    assert w.evaluate(STATES, states("m0", [(0, "DOWN")])) == []
+    assert events(w.evaluate(STATES, states("m0", [(20, "RUNNING")]))) == [
+        ("m0", 15, True),
+        ("m0", 20, False),
+    ]
+
+
+def test_a_late_record_never_clears_an_alarm_before_it_began() -> None:
+    w = watch(DOWN_LONG)
+    w.evaluate(STATES, states("m0", [(0, "DOWN")]))
+    assert events(w.evaluate(STATES, states("m1", [(30, "RUNNING")]))) == [("m0", 15, True)]  # by data time
+    assert events(w.evaluate(STATES, states("m0", [(10, "RUNNING")]))) == [("m0", 15, False)]  # arrived late
+    stale = watch(rule("stale", max_age_s=120, targets={"assets": ["m0"]}))
+    stale.evaluate(SAMPLES, samples("m0", "temperature", [1]))
+    stale.evaluate(SAMPLES, samples("m1", "temperature", [1], start_min=10))
+    # m0's late sample of minute 1 clears its alarm no earlier than it began (2), and by the newest
+    # sample (minute 10) m0 has been silent since minute 1: stale again from minute 3
+    late = stale.evaluate(SAMPLES, samples("m0", "temperature", [1], start_min=1))
+    assert events(late) == [("m0", 2, False), ("m0", 3, True)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["m0", "m1"]), st.integers(1, 40), st.sampled_from(["RUNNING", "DOWN", "IDLE"])
+        ),
+        min_size=2,
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(1, 39), max_size=5),
+)
+def test_state_durations_are_the_same_however_batches_are_cut(
+    steps: list[tuple[str, int, str]], cuts: list[int]
+) -> None:
+    clock = {"m0": 0, "m1": 0}
+    rows = []
+    for machine, minutes, state in steps:
+        clock[machine] += minutes
+        rows.append((clock[machine], machine, state))
+    rows.sort()
+    table = pa.concat_tables([states(m, [(t, s)]) for t, m, s in rows])
+    whole = watch(DOWN_LONG).evaluate(STATES, table)
+    pieces, found = watch(DOWN_LONG), []
+    bounds = sorted({0, table.num_rows, *[c for c in cuts if c < table.num_rows]})
+    for lo, hi in itertools.pairwise(bounds):
+        found += pieces.evaluate(STATES, table.slice(lo, hi - lo))
+    key = lambda d: (d.asset_id, d.at, d.active)  # noqa: E731
+    assert sorted(map(key, found)) == sorted(map(key, whole))
+
+
+def test_a_quantised_signal_is_not_an_anomaly_for_being_quantised() -> None:
+    rng = np.random.default_rng(4)
+    values = np.where(rng.random(1200) < 0.6, 20.0, 21.0)  # more than half equal: a MAD of 0
+    w = watch(rule("anomaly", method="robust_z", baseline_samples=200, targets={"assets": ["m0"]}))
+    assert w.evaluate(SAMPLES, samples("m0", "temperature", values)) == []
+    values[1000:] = 26.0  # five steps off is
+    assert events(w.evaluate(SAMPLES, samples("m0", "temperature", values[1000:], start_min=1200))) == [
+        ("m0", 1200, True)
+    ]

@@ -101,3 +101,36 @@ def test_expressions_evaluate_as_columns() -> None:
         True,
         False,
     ]
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (threshold(above=80, below=60, hysteresis=12), "the hysteresis bands overlap"),
+        (
+            {
+                "id": "s",
+                "kind": "scrap_rate",
+                "targets": {"assets": ["m0"]},
+                "window_s": 600,
+                "above": 0.1,
+                "hysteresis": 0.1,
+            },
+            "hysteresis must be less than above",
+        ),
+        (
+            {
+                "id": "s",
+                "kind": "stale",
+                "targets": {"assets": ["m0"]},
+                "signal": "temperature",
+                "max_age_s": 60,
+                "while_state": ["RUNNING"],
+            },
+            "while_state does not apply to stale",
+        ),
+    ],
+)
+def test_rules_that_could_never_clear_or_mean_nothing_are_refused(doc: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_rules([doc])

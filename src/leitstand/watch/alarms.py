@@ -77,6 +77,9 @@ class AlarmBook:
             (a.rule_id, a.asset_id): a for a in store.alarms(tenant)
         }
         self._by_id = {a.id: a for a in self._alarms.values()}
+        self._by_asset: dict[str, list[Alarm]] = {}
+        for alarm in self._alarms.values():
+            self._by_asset.setdefault(alarm.asset_id, []).append(alarm)
         self._annunciated: dict[str, deque[datetime]] = defaultdict(deque)  # per area
         self._activations: dict[int, deque[datetime]] = defaultdict(deque)  # per alarm, for chattering
         self.flood_suppressed = 0
@@ -124,6 +127,9 @@ class AlarmBook:
                 alarm = self._alarm_for(d)
                 if alarm.last_detection_at is not None and d.at <= alarm.last_detection_at:
                     continue  # seen already: a replay of the same data
+                if not d.active and not alarm.active:
+                    alarm.last_detection_at = d.at  # nothing to clear (an alarm ended by a removed rule)
+                    continue
                 entries = changed.setdefault((d.rule_id, d.asset_id), (alarm, []))[1]
                 notice = self._activate(alarm, d, now) if d.active else self._clear(alarm, d)
                 alarm.last_detection_at = d.at
@@ -146,7 +152,7 @@ class AlarmBook:
                 if notice is not None:
                     notices.append(notice)
             self._save(list(changed.values()))
-        return [replace(n, alarm_id=self._alarms[(n.rule_id, n.asset_id)].id) for n in notices]
+        return notices
 
     def _alarm_for(self, d: Detection) -> Alarm:
         alarm = self._alarms.get((d.rule_id, d.asset_id))
@@ -160,7 +166,9 @@ class AlarmBook:
                 area=self._area(d.asset_id),
                 priority=self._priorities.get(d.rule_id, Priority.MEDIUM),
             )
+            self._save([(alarm, [])])  # it has its id at once: an alarm grouped under it names it
             self._alarms[(d.rule_id, d.asset_id)] = alarm
+            self._by_asset.setdefault(d.asset_id, []).append(alarm)
         return alarm
 
     def _area(self, asset_id: str) -> str:
@@ -198,7 +206,7 @@ class AlarmBook:
             return Suppression.OUT_OF_SERVICE
         if alarm.state == AlarmState.SHELVED:
             return Suppression.SHELVED
-        recent = self._activations[id(alarm)]
+        recent = self._activations[alarm.id]
         recent.append(at)
         window = timedelta(seconds=self.policy.chatter_window_s)
         while recent and recent[0] <= at - window:
@@ -221,9 +229,8 @@ class AlarmBook:
         window = timedelta(seconds=self.policy.consequential_window_s)
         candidates = [
             other
-            for other in self._alarms.values()
+            for other in self._by_asset.get(alarm.asset_id, ())
             if other is not alarm
-            and other.asset_id == alarm.asset_id
             and other.active
             and other.suppressed is None
             and other.activated_at is not None
@@ -241,6 +248,26 @@ class AlarmBook:
         if alarm.suppressed is not None or alarm.state in (AlarmState.SHELVED, AlarmState.OUT_OF_SERVICE):
             return None
         return self._notice(alarm, "cleared", d.at)
+
+    def retire(self, rule_id: str, reason: str) -> list[AlarmNotice]:
+        """Clear the active alarms of a rule that no longer runs (removed, or its machine left the model),
+        so none stays active with nothing left to clear it."""
+        now = self._clock()
+        notices = []
+        with self._lock:
+            changes = []
+            for alarm in [a for a in self._alarms.values() if a.rule_id == rule_id and a.active]:
+                at = max(now, alarm.last_detection_at or now)
+                notice = self._clear(alarm, Detection(rule_id, alarm.asset_id, at, False))
+                alarm.last_detection_at, alarm.updated_at = at, now
+                detail: dict[str, object] = {"reason": reason}
+                changes.append(
+                    (alarm, [AlarmEntry(alarm.id, "cleared", at, now, None, reason, alarm.state, detail)])
+                )
+                if notice is not None:
+                    notices.append(notice)
+            self._save(changes)
+        return notices
 
     # operator actions ------------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from leitstand.watch.vector import (
     group_lasts,
     latch,
     previous,
+    run_starts,
     spans,
 )
 
@@ -231,17 +232,42 @@ class TenantWatch:
         self._targets = {r.id: frozenset(r.assets) for r in self.rules}
         self.states = StateTrack()
         self.now_us = _NONE  # the tenant's data time: the newest timestamp evaluated
+        # Stale samples are judged by the newest sample: a batch of states that runs ahead of the
+        # samples (a backfill sends each kind for hours at once) must not make every signal stale.
+        self.samples_now_us = _NONE
         self.origin_us = _NONE  # the oldest timestamp of the first batch: when watching began
+        self._tails: set[str] = set()  # stale rules whose silent series have been looked for
 
-    def adopt(self, old: TenantWatch) -> None:
-        """Go on from `old`'s carried state for every rule whose document and machines are unchanged."""
+    def adopt(self, old: TenantWatch) -> set[str]:
+        """Go on from `old`'s carried state for every rule whose document is unchanged (machines added to
+        or removed from its targets keep or lose only their own series); return those rules' ids."""
         before = {r.id: r for r in old.rules}
+        adopted = set()
         for bound in self.rules:
             was = before.get(bound.id)
-            if was is not None and was.rule == bound.rule and was.assets == bound.assets:
+            if was is not None and was.rule == bound.rule:
                 self._carry[bound.id] = old._carry[bound.id]
+                adopted.add(bound.id)
         self.states = old.states
+        self._tails = old._tails & adopted
         self.now_us, self.origin_us = old.now_us, old.origin_us
+        self.samples_now_us = old.samples_now_us
+        return adopted
+
+    def seed_active(self, rule_id: str, asset_id: str, since: datetime | None) -> None:
+        """Start a series with its alarm active (its alarm is, in the alarm book): after a restart or a
+        changed rule, the detector then clears it when the condition is gone, and does not raise it
+        again while the condition holds."""
+        carry = self._carry.get(rule_id)
+        if carry is None:
+            return
+        slot = carry.slots_of([asset_id])[0]
+        carry["active"][slot] = carry["cond"][slot] = True
+        if since is not None and isinstance(self._rule(rule_id), StaleRule):
+            carry["start"][slot] = int(since.timestamp() * _US)
+
+    def _rule(self, rule_id: str) -> Any:
+        return next(b.rule for b in self.rules if b.id == rule_id)
 
     # entry points ------------------------------------------------------------------------------------
 
@@ -266,13 +292,20 @@ class TenantWatch:
                 out.extend(self._state_duration(bound, batch))
             elif kind == RecordKind.COUNTS and isinstance(rule, ScrapRateRule):
                 out.extend(self._scrap_rate(bound, batch))
-        self.now_us = max(self.now_us, int(batch.ts.max()))
-        out.extend(self.advance(self.now_us))
+        newest = int(batch.ts.max())
+        if kind == RecordKind.SAMPLES:
+            self.samples_now_us = max(self.samples_now_us, newest)
+        out.extend(self._advance(newest))
         out.sort(key=lambda d: d.at)
         return out
 
     def advance(self, now_us: int) -> list[Detection]:
-        """What time alone causes up to `now_us`: stale signals and machines too long in a state."""
+        """What time alone causes up to `now_us` (data time, also for samples): stale signals and
+        machines too long in a state. Evaluating a batch does this by itself."""
+        self.samples_now_us = max(self.samples_now_us, now_us)
+        return self._advance(now_us)
+
+    def _advance(self, now_us: int) -> list[Detection]:
         self.now_us = max(self.now_us, now_us)
         out: list[Detection] = []
         for bound in self.rules:
@@ -396,7 +429,7 @@ class TenantWatch:
         else:
             on, off = on_hi | on_lo, off_hi & off_lo
         on &= ~learning
-        off |= learning
+        off &= ~learning  # while a normal is being learned, the alarm keeps its state
         cond = latch(on, off, rows.first, carry["cond"][rows.slot])
         statistic = np.where(stat_hi >= stat_lo, stat_hi, -stat_lo) if rule.method != "robust_z" else z
         return cond, {
@@ -425,12 +458,8 @@ class TenantWatch:
             learning[lo : lo + take] = True
             if have + take >= needed:
                 baseline = np.concatenate(carry.learning.pop(slot))
-                median = float(np.median(baseline))
-                mad = float(np.median(np.abs(baseline - median))) * _MAD_TO_SIGMA
-                # A MAD of 0 (more than half the values equal) would make every deviation infinite.
-                floor = max(float(np.std(baseline)) * 0.1, 1e-9 * max(1.0, abs(median)))
-                carry["center"][slot] = median
-                carry["scale"][slot] = max(mad, floor)
+                carry["center"][slot] = median = float(np.median(baseline))
+                carry["scale"][slot] = _robust_sigma(baseline, median)
         return learning
 
     def _smooth(
@@ -458,7 +487,9 @@ class TenantWatch:
                 up, down = e, -e
                 carry["a"][slots] = part.last(e)
             else:
-                up, down = _cusum(matrix - k, a0), _cusum(-matrix - k, b0)
+                # Capped at twice the limit, so the alarm clears soon after the shift ends.
+                cap = 2 * rule.limit
+                up, down = _cusum(matrix - k, a0, cap), _cusum(-matrix - k, b0, cap)
                 carry["a"][slots], carry["b"][slots] = part.last(up), part.last(down)
             span = slice(offset, offset + len(values))
             hi_out[span], lo_out[span] = part.unpad(up), part.unpad(down)
@@ -535,33 +566,54 @@ class TenantWatch:
         prev_ts = previous(rows.ts, rows.first, carry["last_ts"][rows.slot])
         was_active = previous(np.zeros(len(rows), dtype=bool), rows.first, carry["active"][rows.slot])
         out = []
-        for i in np.flatnonzero((prev_ts != _NONE) & (rows.ts - prev_ts > max_age)):
+        # A series never heard before counts from when watching it began (as the tail does).
+        since = carry["b"][rows.slot]
+        began = np.where(np.isnan(since), self._watch_start(), np.nan_to_num(since)).astype(np.int64)
+        prev_ts = np.where(prev_ts == _NONE, began, prev_ts)
+        # A clear comes after its activation, also when the activation was declared by data time and
+        # the late series then delivers samples from before it (carried "start" is the activation).
+        activated = previous(np.zeros(len(rows), dtype=np.int64), rows.first, carry["start"][rows.slot])
+        for i in np.flatnonzero(rows.ts - prev_ts > max_age):
             asset = carry.names[rows.slot[i]]
             if not was_active[i]:
                 out.append(self._stale_detection(bound, asset, int(prev_ts[i]) + max_age, True))
-            out.append(self._stale_detection(bound, asset, int(rows.ts[i]), False))
+                activated[i] = int(prev_ts[i]) + max_age
+            out.append(self._stale_detection(bound, asset, max(int(rows.ts[i]), int(activated[i])), False))
         for i in np.flatnonzero(was_active & rows.first & (rows.ts - prev_ts <= max_age)):
-            out.append(self._stale_detection(bound, carry.names[rows.slot[i]], int(rows.ts[i]), False))
+            at = max(int(rows.ts[i]), int(activated[i]))
+            out.append(self._stale_detection(bound, carry.names[rows.slot[i]], at, False))
         last = group_lasts(rows.slot)
         carry["last_ts"][rows.slot[last]] = rows.ts[last]
         carry["last_value"][rows.slot[last]] = rows.value[last]
         carry["active"][rows.slot[last]] = False
         return out
 
+    def _watch_start(self) -> int:
+        return self.origin_us if self.origin_us != _NONE else self.samples_now_us
+
     def _stale_tail(self, bound: BoundRule) -> list[Detection]:
+        """Watched series silent for longer than the limit, by the newest sample of the tenant. A watched
+        machine that never sent anything is stale too, counted from when watching began."""
         rule: StaleRule = bound.rule
+        if self.samples_now_us == _NONE:
+            return []
         carry = self._carry[bound.id]
-        carry.slots_of(bound.assets)  # a watched machine that never sent anything is stale too
-        n = len(carry)
-        last_ts, active = carry["last_ts"][:n], carry["active"][:n]
-        never = last_ts == _NONE
-        last_ts[never] = self.origin_us if self.origin_us != _NONE else self.now_us  # from the start
-        due = ~active & (self.now_us - last_ts > rule.max_age_s * _US)
+        slots = carry.slots_of(bound.assets)  # the machines the rule watches now
+        since = carry["b"][slots]  # when watching a series began (its first batch, or when it was added)
+        new = np.isnan(since)
+        # From when watching began; a machine added to the targets later, from when it was added.
+        since[new] = self.samples_now_us if bound.id in self._tails else self.origin_us
+        self._tails.add(bound.id)
+        carry["b"][slots] = since
+        last_ts = carry["last_ts"][slots]
+        heard = np.where(last_ts == _NONE, since.astype(np.int64), last_ts)
+        max_age = int(rule.max_age_s * _US)
+        due = ~carry["active"][slots] & (self.samples_now_us - heard > max_age)
         out = []
-        for slot in np.flatnonzero(due):
-            at = int(last_ts[slot] + rule.max_age_s * _US)
-            out.append(self._stale_detection(bound, carry.names[slot], at, True))
-        active[due] = True
+        for slot, at in zip(slots[due], heard[due] + max_age, strict=True):
+            out.append(self._stale_detection(bound, carry.names[slot], int(at), True))
+        carry["active"][slots[due]] = True
+        carry["start"][slots[due]] = heard[due] + max_age
         return out
 
     def _stale_detection(self, bound: BoundRule, asset: str, at_us: int, active: bool) -> Detection:
@@ -586,34 +638,35 @@ class TenantWatch:
         carry = self._carry[bound.id]
         wanted = np.array([self.states.code(s) for s in rule.states])
         in_state = np.isin(rows.value.astype(np.int64), wanted)
-        result = delayed(
-            in_state,
-            rows.ts,
-            rows.first,
-            carry["cond"][rows.slot],
-            carry["start"][rows.slot],
-            carry["last_ts"][rows.slot],
-            carry["active"][rows.slot],
-            0,
-            0,
-            np.iinfo(np.int64).max // 4,
+        slot, ts, first = rows.slot, rows.ts, rows.first
+        was_in, was_start, was_active = carry["cond"][slot], carry["start"][slot], carry["active"][slot]
+        # An episode: consecutive records in the wanted states; it lasts until the next other record.
+        start = run_starts(
+            in_state, ts, first, was_in, was_start, carry["last_ts"][slot], np.iinfo(np.int64).max // 4
         )
-        start = result.run_start
         longer = int(rule.longer_than_s * _US)
-        last = group_lasts(rows.slot)
+        last = group_lasts(slot)
         # A state lasts until the machine's next record; the newest lasts until now (data time).
-        until = np.where(last, max(self.now_us, int(batch.ts.max())), np.roll(rows.ts, -1))
+        until = np.where(last, max(self.now_us, int(batch.ts.max())), np.roll(ts, -1))
         due = start + longer
-        was = previous(np.zeros(len(rows), dtype=bool), rows.first, carry["active"][rows.slot])
-        fires = in_state & (due < until) & ((due >= rows.ts) | (rows.first & ~was))
-        active = latch(fires, ~in_state, rows.first, carry["active"][rows.slot])
+        was = previous(np.zeros(len(rows), dtype=bool), first, was_active)
+        fires = in_state & (due < until) & ((due >= ts) | (first & ~was))
+        active = latch(fires, ~in_state, first, was_active)
+        # The alarm of an episode ends no earlier than it began (a record may arrive late).
+        episode_due = previous(start, first, was_start) + longer
+        names = carry.names
         out = []
-        for i in changes(active, rows.first, carry["active"][rows.slot]):
-            at = int(due[i]) if active[i] else int(rows.ts[i])
-            out.append(self._state_detection(bound, carry.names[rows.slot[i]], at, bool(active[i])))
-        s = rows.slot[last]
+        # An episode carried from the last batch that outlasted the limit and ends with this batch's
+        # first record: it fires (at its due time) and clears at once.
+        for i in np.flatnonzero(first & ~in_state & was_in & ~was_active & (was_start + longer < ts)):
+            out.append(self._state_detection(bound, names[slot[i]], int(was_start[i] + longer), True))
+            out.append(self._state_detection(bound, names[slot[i]], int(ts[i]), False))
+        for i in changes(active, first, was_active):
+            at = int(due[i]) if active[i] else max(int(ts[i]), int(episode_due[i]))
+            out.append(self._state_detection(bound, names[slot[i]], at, bool(active[i])))
+        s = slot[last]
         carry["cond"][s], carry["start"][s] = in_state[last], start[last]
-        carry["last_ts"][s], carry["active"][s] = rows.ts[last], active[last]
+        carry["last_ts"][s], carry["active"][s] = ts[last], active[last]
         return out
 
     def _state_tail(self, bound: BoundRule) -> list[Detection]:
@@ -801,18 +854,44 @@ class _Normal:
         n, p = baseline.shape
         mean = baseline.mean(axis=0)
         cov = np.cov(baseline, rowvar=False)
-        ridge = 1e-6 * max(float(np.trace(cov)) / p, 1e-12)
-        inverse = np.linalg.inv(cov + ridge * np.eye(p))
+        # A signal that hardly varied in the baseline (idle, quantised) would make any later wobble of it
+        # an extreme distance: its variance is held at least at (0.1 % of its level)².
+        floor = (1e-3 * np.maximum(1.0, np.abs(mean))) ** 2
+        cov = cov + np.diag(np.maximum(floor - np.diag(cov), 0.0))
+        inverse = np.linalg.inv(cov + 1e-9 * np.eye(p) * float(np.trace(cov)) / p)
         # Hotelling's T² for a new observation against a mean and covariance estimated from n samples.
         limit = p * (n + 1) * (n - 1) / (n * (n - p)) * float(stats.f.ppf(1 - alpha, p, n - p))
         return _Normal(mean, inverse, np.sqrt(np.maximum(np.diag(cov), 1e-12)), limit)
 
 
-def _cusum(steps: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """max(0, S + step) along each row of `steps` from S = start (one per row), without a loop:
-    S_t = C_t - min(0, min C_<=t) with C the running sum from the start (Lindley's recursion)."""
+def _robust_sigma(values: np.ndarray, median: float) -> float:
+    """The standard deviation of a normal sample, estimated robustly: 1.4826 × MAD. Where more than half
+    the values are equal (a quantised or idle signal) the MAD is 0; then 1.2533 × the mean absolute
+    deviation, then the standard deviation, then the signal's resolution (its smallest step), so a
+    normal value never counts as infinitely far off."""
+    deviation = np.abs(values - median)
+    for estimate in (
+        _MAD_TO_SIGMA * float(np.median(deviation)),
+        1.2533 * float(deviation.mean()),
+        float(values.std()),
+    ):
+        if estimate > 0:
+            return estimate
+    return 1e-6 * max(1.0, abs(median))  # a constant baseline: any change at all is news
+
+
+def _cusum(steps: np.ndarray, start: np.ndarray, cap: float) -> np.ndarray:
+    """min(cap, max(0, S + step)) along each row of `steps` from S = start (one per row). Below the cap
+    without a loop: S_t = C_t - min(0, min C_<=t) with C the running sum (Lindley's recursion). A row
+    that reaches the cap (a shift is under way: rare) goes on step by step from there."""
     cumulative = start[:, None] + np.cumsum(steps, axis=1)
     statistic: np.ndarray = cumulative - np.minimum(0.0, np.minimum.accumulate(cumulative, axis=1))
+    for row in np.flatnonzero((statistic > cap).any(axis=1)):
+        values, moves = statistic[row], steps[row]
+        first = int(np.argmax(values > cap))
+        level = values[first] = cap
+        for t in range(first + 1, len(values)):
+            level = values[t] = min(cap, max(0.0, level + moves[t]))
     return statistic
 
 

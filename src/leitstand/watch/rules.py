@@ -85,8 +85,13 @@ class ThresholdRule(_SignalRule):
             raise ValueError("give either above/below or when, not both and not neither")
         if self.when is not None and self.hysteresis:
             raise ValueError("hysteresis applies to above/below; an expression states its own bounds")
-        if self.above is not None and self.below is not None and self.below >= self.above:
-            raise ValueError(f"below ({self.below}) must be less than above ({self.above})")
+        if self.above is not None and self.below is not None:
+            if self.below >= self.above:
+                raise ValueError(f"below ({self.below}) must be less than above ({self.above})")
+            if 2 * self.hysteresis >= self.above - self.below:
+                raise ValueError(
+                    "the hysteresis bands overlap (2 × hysteresis >= above - below): it could never clear"
+                )
         return self
 
 
@@ -105,10 +110,16 @@ class RateRule(_SignalRule):
 
 
 class StaleRule(_SignalRule):
-    """Fires when no sample of the signal arrived for `max_age_s` of the tenant's data time."""
+    """Fires when no sample of the signal arrived for `max_age_s`, judged by the tenant's newest sample."""
 
     kind: Literal["stale"]
     max_age_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _always(self) -> StaleRule:
+        if self.while_state:
+            raise ValueError("while_state does not apply to stale: a signal is expected in every state")
+        return self
 
 
 class FlatlineRule(_SignalRule):
@@ -141,6 +152,14 @@ class ScrapRateRule(_Rule):
     min_produced: int = Field(default=20, ge=1)
     significance_z: float | None = Field(default=None, gt=0, le=20)
     baseline_units: int = Field(default=2000, ge=100, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _clears(self) -> ScrapRateRule:
+        if self.hysteresis >= self.above:
+            raise ValueError("hysteresis must be less than above, or the alarm could never clear")
+        if "max_gap_s" not in self.model_fields_set:  # count records come minutes apart: the window decides
+            object.__setattr__(self, "max_gap_s", max(self.max_gap_s, self.window_s))
+        return self
 
 
 class AnomalyRule(_SignalRule):

@@ -144,11 +144,15 @@ class WatchService:
             try:
                 QUEUE.set(self._queue.size)
                 for job in jobs:
-                    self._evaluate(job)
+                    try:
+                        self._evaluate(job)
+                    except Exception:
+                        log.exception("evaluating a batch of %s failed; the watch goes on", job.tenant)
                 for tenant in list(self._books):  # shelving ends on the clock, with or without data
-                    self.publish(*self._books[tenant].expire_shelves())
-            except Exception:
-                log.exception("the watch thread failed on a batch; it goes on with the next")
+                    try:
+                        self.publish(*self._books[tenant].expire_shelves())
+                    except Exception:
+                        log.exception("ending the shelving of alarms of %s failed", tenant)
             finally:
                 self._busy.clear()
 
@@ -200,18 +204,26 @@ class WatchService:
                 errors[str(doc.get("id"))] = str(exc)
                 log.error("watch rule %s of %s does not run: %s", doc.get("id"), tenant, exc)
         watch = TenantWatch(tenant, bound)
-        if old is not None:
-            watch.adopt(old)
+        adopted = watch.adopt(old) if old is not None else set()
         self._watches[tenant] = watch
         self._errors[tenant] = errors
         priorities = {r.id: r.rule.priority for r in bound}
         book = self._books.get(tenant)
         if book is None:
-            self._books[tenant] = AlarmBook(
+            book = self._books[tenant] = AlarmBook(
                 tenant, self._store, assets, priorities, self._policy, self._clock
             )
         else:
             book.set_rules(priorities, assets)
+        # The detectors go on from the alarm book: an alarm active there is active for them too (after a
+        # restart, or a rule changed), and alarms of a rule that no longer runs end.
+        running = {r.id for r in bound}
+        for alarm in book.alarms():
+            if alarm.active and alarm.rule_id in running and alarm.rule_id not in adopted:
+                watch.seed_active(alarm.rule_id, alarm.asset_id, alarm.activated_at)
+        for rule_id in {a.rule_id for a in book.alarms() if a.active} - running:
+            why = errors.get(rule_id, "the rule was removed")
+            self.publish(*book.retire(rule_id, f"the rule no longer runs: {why}"))
         return watch
 
     def _documents(self, tenant: str) -> list[dict[str, Any]]:

@@ -103,6 +103,10 @@ def install(app: FastAPI, identity: IdentityService, login: LoginCheck, secure_c
     def kpi_page(request: Request) -> Response:
         return page(request, "kpi.html", principal=logged_in(request))
 
+    @app.get("/spc", include_in_schema=False)
+    def spc_page(request: Request) -> Response:
+        return page(request, "spc.html", principal=logged_in(request))
+
     @app.get("/alarms", include_in_schema=False)
     def alarms_page(request: Request) -> Response:
         return page(request, "alarms.html", principal=logged_in(request))
