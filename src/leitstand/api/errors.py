@@ -74,7 +74,9 @@ def _wants_html(request: Request) -> bool:
 def render(request: Request, status: int, code: str, detail: str, **extra: Any) -> Response:
     if _wants_html(request):
         if status == 401:
-            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+            # the query too, so a deep link (a chart of one machine, say) survives the login
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(here, safe='/')}", status_code=303)
         return HTMLResponse(
             f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{_escape(detail)}</p>",
             status_code=status,

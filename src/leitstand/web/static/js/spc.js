@@ -34,9 +34,9 @@ function draw(id, chart, timestamps) {
     series: [
       { label: "#" },
       { label: chart.statistic.replace("_", " "), stroke: "#2f74c0", width: 1.5, points: { size: 4 } },
-      { label: "center", stroke: "#23a55a", width: 1 },
-      { label: "UCL", stroke: "#c23b32", width: 1, dash: [6, 4] },
-      { label: "LCL", stroke: "#c23b32", width: 1, dash: [6, 4] },
+      { label: "center", stroke: "#23a55a", width: 1, points: { show: false } },
+      { label: "UCL", stroke: "#c23b32", width: 1, dash: [6, 4], points: { show: false } },
+      { label: "LCL", stroke: "#c23b32", width: 1, dash: [6, 4], points: { show: false } },
       { label: "rule broken", stroke: "transparent", points: { size: 8, fill: "#c23b32", stroke: "#c23b32" } },
     ],
   }, data, el);
