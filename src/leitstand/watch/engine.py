@@ -141,6 +141,7 @@ class _Batch:
         self._by_signal: dict[str, np.ndarray] | None = None
         self._value: np.ndarray | None = None
         self._all: np.ndarray | None = None
+        self._gathered: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def signal_rows(self, signal: str) -> np.ndarray:
         """Row numbers of the batch's samples of `signal` that can be evaluated (not BAD, not NaN),
@@ -156,7 +157,7 @@ class _Batch:
                 usable &= ~bad.to_numpy(zero_copy_only=False)
                 SKIPPED.labels("bad_quality").inc(int(pc.sum(pc.cast(bad, pa.int64())).as_py() or 0))
             SKIPPED.labels("nan").inc(int(np.isnan(value).sum()))
-            order = np.lexsort((self.ts, self.asset_code, codes))
+            order = self._series_order(codes.astype(np.int64) * len(self.assets) + self.asset_code)
             order = order[usable[order]]
             edges = np.searchsorted(codes[order], np.arange(len(encoded.dictionary) + 1))
             self._by_signal = {
@@ -167,8 +168,28 @@ class _Batch:
     def all_rows(self) -> np.ndarray:
         """Every row number, sorted by machine and time."""
         if self._all is None:
-            self._all = np.lexsort((self.ts, self.asset_code))
+            self._all = self._series_order(self.asset_code)
         return self._all
+
+    def _series_order(self, key: np.ndarray) -> np.ndarray:
+        """Row numbers sorted by `key` (a series number), then time. Batches mostly come in time order,
+        so a stable sort by series alone usually is that order already (a radix sort when there are
+        fewer than 65,536 series); otherwise it is sorted by time too."""
+        small = len(key) == 0 or int(key.max()) < 2**16
+        order = np.argsort(key.astype(np.uint16) if small else key, kind="stable")
+        ts, series = self.ts[order], key[order]
+        if not np.all((ts[1:] >= ts[:-1]) | (series[1:] != series[:-1])):
+            order = np.lexsort((self.ts, key))
+        return order
+
+    def gathered(self, signal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of `signal` (as `signal_rows`) with their machine codes and times, for every rule
+        on the signal."""
+        found = self._gathered.get(signal)
+        if found is None:
+            rows = self.signal_rows(signal)
+            found = self._gathered[signal] = (rows, self.asset_code[rows], self.ts[rows])
+        return found
 
     def values(self) -> np.ndarray:
         if self._value is None:
@@ -318,12 +339,20 @@ class TenantWatch:
 
     # rows --------------------------------------------------------------------------------------------
 
-    def _rows(self, bound: BoundRule, batch: _Batch, rows: np.ndarray, value: np.ndarray) -> Rows:
-        """The rule's rows among `rows` (sorted by machine and time), without rows already seen."""
+    def _rows(
+        self, bound: BoundRule, batch: _Batch, rows: np.ndarray, value: np.ndarray, signal: str | None = None
+    ) -> Rows:
+        """The rule's rows among `rows` (sorted by machine and time; of `signal` if given), without rows
+        already seen."""
         carry = self._carry[bound.id]
-        watched = batch.asset_mask(self._targets[bound.id])[batch.asset_code[rows]]
-        rows = rows[watched]
-        code, ts = batch.asset_code[rows], batch.ts[rows]
+        if signal is not None:
+            rows, code, ts = batch.gathered(signal)
+        else:
+            code, ts = batch.asset_code[rows], batch.ts[rows]
+        watched_codes = batch.asset_mask(self._targets[bound.id])
+        if not watched_codes.all():
+            watched = watched_codes[code]
+            rows, code, ts = rows[watched], code[watched], ts[watched]
         present = code[group_firsts(code)]
         slot_of_code = np.full(len(batch.assets), -1, dtype=np.int64)
         slot_of_code[present] = carry.slots_of([batch.assets[c] for c in present])
@@ -347,7 +376,7 @@ class TenantWatch:
 
     def _signal(self, bound: BoundRule, batch: _Batch) -> list[Detection]:
         rule = bound.rule
-        rows = self._rows(bound, batch, batch.signal_rows(rule.signal), batch.values())
+        rows = self._rows(bound, batch, batch.signal_rows(rule.signal), batch.values(), rule.signal)
         if isinstance(rule, StaleRule):
             return self._stale(bound, rows)
         if rule.while_state:
