@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leitstand.domain.records import RecordKind
-from leitstand.watch.engine import TenantWatch
+from leitstand.watch.engine import TenantWatch, _ewma
 from leitstand.watch.rules import bind_rules, parse_rules
 
 from .conftest import at, counts, plant, samples, states
@@ -317,3 +317,16 @@ def test_a_quantised_signal_is_not_an_anomaly_for_being_quantised() -> None:
     assert events(w.evaluate(SAMPLES, samples("m0", "temperature", values[1000:], start_min=1200))) == [
         ("m0", 1200, True)
     ]
+
+
+@settings(max_examples=30, deadline=None)
+@given(lam=st.floats(0.01, 1.0), length=st.integers(1, 3000), seed=st.integers(0, 1000))
+def test_the_vectorised_ewma_is_the_recursion(lam: float, length: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values, start = rng.normal(0, 1, (3, length)), rng.normal(0, 1, 3)
+    expected = np.empty_like(values)
+    level = start.copy()
+    for t in range(length):
+        level = (1 - lam) * level + lam * values[:, t]
+        expected[:, t] = level
+    assert np.allclose(_ewma(values, start, lam), expected, rtol=1e-9, atol=1e-9)

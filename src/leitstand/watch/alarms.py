@@ -81,8 +81,10 @@ class AlarmBook:
         for alarm in self._alarms.values():
             self._by_asset.setdefault(alarm.asset_id, []).append(alarm)
         self._annunciated: dict[str, deque[datetime]] = defaultdict(deque)  # per area
-        self._activations: dict[int, deque[datetime]] = defaultdict(deque)  # per alarm, for chattering
+        # per alarm (rule and asset: a new alarm has no id yet), for chattering
+        self._activations: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
         self.flood_suppressed = 0
+        self._unnamed_groups: list[tuple[Alarm, Alarm]] = []
 
     def set_rules(self, priorities: Mapping[str, Priority], assets: Sequence[Asset]) -> None:
         with self._lock:
@@ -152,7 +154,14 @@ class AlarmBook:
                 if notice is not None:
                     notices.append(notice)
             self._save(list(changed.values()))
-        return notices
+            named: list[tuple[Alarm, list[AlarmEntry]]] = []
+            for alarm, first_out in self._unnamed_groups:
+                alarm.group_id = first_out.id
+                named.append((alarm, []))
+            self._unnamed_groups.clear()
+            self._save(named)
+            # a new alarm's notice was made before it had its id
+            return [replace(n, alarm_id=self._alarms[(n.rule_id, n.asset_id)].id) for n in notices]
 
     def _alarm_for(self, d: Detection) -> Alarm:
         alarm = self._alarms.get((d.rule_id, d.asset_id))
@@ -166,7 +175,6 @@ class AlarmBook:
                 area=self._area(d.asset_id),
                 priority=self._priorities.get(d.rule_id, Priority.MEDIUM),
             )
-            self._save([(alarm, [])])  # it has its id at once: an alarm grouped under it names it
             self._alarms[(d.rule_id, d.asset_id)] = alarm
             self._by_asset.setdefault(d.asset_id, []).append(alarm)
         return alarm
@@ -206,7 +214,7 @@ class AlarmBook:
             return Suppression.OUT_OF_SERVICE
         if alarm.state == AlarmState.SHELVED:
             return Suppression.SHELVED
-        recent = self._activations[alarm.id]
+        recent = self._activations[(alarm.rule_id, alarm.asset_id)]
         recent.append(at)
         window = timedelta(seconds=self.policy.chatter_window_s)
         while recent and recent[0] <= at - window:
@@ -216,6 +224,8 @@ class AlarmBook:
         first_out = self._first_out(alarm, at)
         if first_out is not None:
             alarm.group_id = first_out.id
+            if not first_out.id:  # new in this batch: named once it is stored
+                self._unnamed_groups.append((alarm, first_out))
             return Suppression.CONSEQUENTIAL
         annunciated = self._annunciated[alarm.area]
         while annunciated and annunciated[0] <= at - FLOOD_WINDOW:

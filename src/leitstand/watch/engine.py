@@ -24,8 +24,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import Counter
-from scipy import signal as sps
-from scipy import stats
 
 from leitstand.domain.records import Quality, RecordKind
 from leitstand.watch.model import Detection
@@ -213,12 +211,23 @@ class StateTrack:
         self._codes: dict[str, int] = {}
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
+    @property
+    def codes(self) -> dict[str, int]:
+        return self._codes
+
     def code(self, state: str) -> int:
         return self._codes.setdefault(state, len(self._codes))
 
+    def codes_of(self, batch: _Batch) -> np.ndarray:
+        """The state code of each row of a batch of states (each distinct state looked up once)."""
+        encoded = pc.dictionary_encode(batch.table["state"]).combine_chunks()
+        lookup = np.array([self.code(s) for s in encoded.dictionary.to_pylist()], dtype=np.int64)
+        return (
+            lookup[encoded.indices.to_numpy(zero_copy_only=False)] if len(lookup) else np.empty(0, np.int64)
+        )
+
     def add(self, batch: _Batch) -> None:
-        states = batch.table["state"].to_pylist()
-        codes = np.array([self.code(s) for s in states], dtype=np.int64)
+        codes = self.codes_of(batch)
         order = np.lexsort((batch.ts, batch.asset_code))
         code_sorted = batch.asset_code[order]
         for lo, hi in spans(group_firsts(code_sorted)):
@@ -364,12 +373,13 @@ class TenantWatch:
 
     def _in_states(self, bound: BoundRule, rows: Rows, wanted: Sequence[str]) -> np.ndarray:
         """Per row, whether the machine was in one of `wanted` states at the row's time."""
-        codes = np.array([self.states.code(s) for s in wanted])
+        codes = [self.states.code(s) for s in wanted]
+        allowed = np.zeros(len(self.states.codes) + 1, dtype=bool)  # the last entry: no state known
+        allowed[codes] = True
         names = self._carry[bound.id].names
         keep = np.zeros(len(rows), dtype=bool)
         for lo, hi in spans(rows.first):
-            at = self.states.state_at(names[rows.slot[lo]], rows.ts[lo:hi])
-            keep[lo:hi] = np.isin(at, codes)
+            keep[lo:hi] = allowed[self.states.state_at(names[rows.slot[lo]], rows.ts[lo:hi])]
         return keep
 
     # signal rules ------------------------------------------------------------------------------------
@@ -512,7 +522,7 @@ class TenantWatch:
             b0 = np.nan_to_num(carry["b"][slots])
             matrix = part.pad(values, 0.0)  # padding comes after each series' rows: it changes nothing
             if rule.method == "ewma":
-                e, _ = sps.lfilter([lam], [1.0, lam - 1.0], matrix, axis=1, zi=((1.0 - lam) * a0)[:, None])
+                e = _ewma(matrix, a0, lam)
                 up, down = e, -e
                 carry["a"][slots] = part.last(e)
             else:
@@ -660,7 +670,7 @@ class TenantWatch:
 
     def _state_duration(self, bound: BoundRule, batch: _Batch) -> list[Detection]:
         rule: StateDurationRule = bound.rule
-        codes = np.array([self.states.code(s) for s in batch.table["state"].to_pylist()], dtype=np.int64)
+        codes = self.states.codes_of(batch)
         rows = self._rows(bound, batch, batch.all_rows(), codes.astype(np.float64))
         if not len(rows):
             return []
@@ -889,7 +899,9 @@ class _Normal:
         cov = cov + np.diag(np.maximum(floor - np.diag(cov), 0.0))
         inverse = np.linalg.inv(cov + 1e-9 * np.eye(p) * float(np.trace(cov)) / p)
         # Hotelling's T² for a new observation against a mean and covariance estimated from n samples.
-        limit = p * (n + 1) * (n - 1) / (n * (n - p)) * float(stats.f.ppf(1 - alpha, p, n - p))
+        from scipy.stats import f
+
+        limit = p * (n + 1) * (n - 1) / (n * (n - p)) * float(f.ppf(1 - alpha, p, n - p))
         return _Normal(mean, inverse, np.sqrt(np.maximum(np.diag(cov), 1e-12)), limit)
 
 
@@ -907,6 +919,26 @@ def _robust_sigma(values: np.ndarray, median: float) -> float:
         if estimate > 0:
             return estimate
     return 1e-6 * max(1.0, abs(median))  # a constant baseline: any change at all is news
+
+
+def _ewma(values: np.ndarray, start: np.ndarray, lam: float) -> np.ndarray:
+    """e_t = (1 - λ) e_(t-1) + λ x_t along each row of `values` from e_0 = start (one per row), without
+    a loop over rows: e_t = a^t (e_0 + λ Σ_(s<=t) a^-s x_s) with a = 1 - λ, in blocks short enough that
+    a^-s stays far from overflowing (the rounding stays relative to the result)."""
+    a = 1.0 - lam
+    if a <= 0.0:
+        return values.copy()
+    length = values.shape[1]
+    block = max(1, min(length, int(200 / -np.log10(a))))
+    out = np.empty_like(values)
+    level = start.astype(np.float64)
+    for lo in range(0, length, block):
+        part = values[:, lo : lo + block]
+        steps = np.arange(1, part.shape[1] + 1)
+        weighted = np.cumsum(part * a ** (-steps.astype(np.float64)), axis=1)
+        out[:, lo : lo + part.shape[1]] = a**steps * (level[:, None] + lam * weighted)
+        level = out[:, lo + part.shape[1] - 1]
+    return out
 
 
 def _cusum(steps: np.ndarray, start: np.ndarray, cap: float) -> np.ndarray:

@@ -34,8 +34,11 @@ class SqlAlarmStore:
     def save_alarms(self, changes: Sequence[tuple[Alarm, Sequence[AlarmEntry]]]) -> None:
         """Insert or update each alarm (a new one gets its id) and append its journal entries."""
         with self._lock, self._session.begin() as s:
-            for alarm, entries in changes:
-                row = s.get(AlarmRow, alarm.id) if alarm.id else None
+            ids = [alarm.id for alarm, _ in changes if alarm.id]
+            stored = {r.id: r for r in s.scalars(select(AlarmRow).where(AlarmRow.id.in_(ids)))} if ids else {}
+            rows = []
+            for alarm, _ in changes:
+                row = stored.get(alarm.id)
                 if row is None:
                     row = AlarmRow(tenant_id=alarm.tenant)
                     s.add(row)
@@ -44,7 +47,9 @@ class SqlAlarmStore:
                 row.priority = alarm.priority.value
                 row.state = alarm.state.value
                 row.suppressed = alarm.suppressed.value if alarm.suppressed else None
-                s.flush()
+                rows.append(row)
+            s.flush()  # new alarms get their ids
+            for (alarm, entries), row in zip(changes, rows, strict=True):
                 alarm.id = row.id
                 s.add_all(
                     AlarmEntryRow(
