@@ -14,8 +14,7 @@ same data again after a restart finds the same alarms, which the alarm book then
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,8 +48,6 @@ from leitstand.watch.vector import (
     run_starts,
     spans,
 )
-
-log = logging.getLogger(__name__)
 
 SKIPPED = Counter("leitstand_watch_skipped_total", "Rows the detectors did not evaluate", ["reason"])
 EVALUATED = Counter("leitstand_watch_rows_total", "Rows evaluated by the detectors", ["kind"])
@@ -991,9 +988,3 @@ def _message(rule: Any, asset: str, value: float, explanation: dict[str, Any]) -
             f"{explanation.get('top_signal')} at {explanation.get('top_signal_z') or 0:+.1f} σ"
         )
     return f"{title}: {asset}"
-
-
-def iter_chunks(table: pa.Table, rows: int) -> Iterator[pa.Table]:
-    """`table` in slices of at most `rows`, for evaluating history in bounded memory."""
-    for offset in range(0, table.num_rows, rows):
-        yield table.slice(offset, rows)

@@ -272,6 +272,7 @@ class WatchService:
         if not self._store.delete_rule(tenant, rule_id):
             raise NotFound(f"no rule {rule_id!r}")
         self.model_changed(tenant)
+        self._watch(tenant)  # bound again now, so the rule's active alarms end at once
 
     def backtest(
         self, tenant: str, docs: Sequence[dict[str, Any]], events: EventStore, start: datetime, end: datetime

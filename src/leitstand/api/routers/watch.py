@@ -71,7 +71,8 @@ def create_rule(
 def delete_rule(
     rule_id: str = RULE_ID, who: Principal = Depends(ENGINEER), rt: Runtime = Depends(runtime)
 ) -> None:
-    """Remove a rule made through the API (its alarms and their journal stay)."""
+    """Remove a rule made through the API. Its alarms stay with their journal; those still active end,
+    with the reason in the journal."""
     rt.watch.delete_rule(who.tenant_id, rule_id)
     rt.access.audit.record(who, "watch_rule_deleted", who.tenant_id, f"rule:{rule_id}")
 
