@@ -137,6 +137,7 @@ class _Batch:
         self._value: np.ndarray | None = None
         self._all: np.ndarray | None = None
         self._gathered: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.state_codes: np.ndarray | None = None  # of a batch of states, set by StateTrack.codes_of
 
     def signal_rows(self, signal: str) -> np.ndarray:
         """Row numbers of the batch's samples of `signal` that can be evaluated (not BAD, not NaN),
@@ -217,6 +218,11 @@ class StateTrack:
 
     def codes_of(self, batch: _Batch) -> np.ndarray:
         """The state code of each row of a batch of states (each distinct state looked up once)."""
+        if batch.state_codes is None:
+            batch.state_codes = self._encode(batch)
+        return batch.state_codes
+
+    def _encode(self, batch: _Batch) -> np.ndarray:
         encoded = pc.dictionary_encode(batch.table["state"]).combine_chunks()
         lookup = np.array([self.code(s) for s in encoded.dictionary.to_pylist()], dtype=np.int64)
         return (
@@ -708,19 +714,15 @@ class TenantWatch:
     def _state_tail(self, bound: BoundRule) -> list[Detection]:
         rule: StateDurationRule = bound.rule
         carry = self._carry[bound.id]
-        n = len(carry)
-        due = (
-            carry["cond"][:n]
-            & ~carry["active"][:n]
-            & (carry["start"][:n] + int(rule.longer_than_s * _US) < self.now_us)
-        )
+        slots = carry.slots_of(bound.assets)  # the machines the rule watches now
+        start = carry["start"][slots]
+        due_at = start + int(rule.longer_than_s * _US)
+        due = carry["cond"][slots] & ~carry["active"][slots] & (start != _NONE) & (due_at < self.now_us)
         out = [
-            self._state_detection(
-                bound, carry.names[s], int(carry["start"][s] + rule.longer_than_s * _US), True
-            )
-            for s in np.flatnonzero(due)
+            self._state_detection(bound, carry.names[s], int(at), True)
+            for s, at in zip(slots[due], due_at[due], strict=True)
         ]
-        carry["active"][:n][due] = True
+        carry["active"][slots[due]] = True
         return out
 
     def _state_detection(self, bound: BoundRule, asset: str, at_us: int, active: bool) -> Detection:

@@ -116,8 +116,11 @@ class WatchService:
         """Hand a committed batch over (called by the ingest writer); waits while the queue is full."""
         if table.num_rows == 0:
             return
-        while not self._queue.put(_Job(tenant, kind, table), table.num_rows, timeout=1.0):
-            log.warning("the watch queue is full; the writer waits for the detectors")
+        job = _Job(tenant, kind, table)
+        if not self._queue.put(job, table.num_rows, timeout=1.0):
+            log.warning("the watch queue is full; the writer waits for the detectors")  # once per wait
+            while not self._queue.put(job, table.num_rows, timeout=1.0):
+                pass
         QUEUE.set(self._queue.size)
 
     def drain(self, timeout: float = 30.0) -> bool:
